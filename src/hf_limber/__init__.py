@@ -1,0 +1,49 @@
+"""hf_limber: CLIP and LiMBeR inside the Hugging Face stack.
+
+Importing the package registers its configurations, models and processors with the transformers
+Auto classes, so `AutoModel.from_pretrained(folder)` and `pipeline(...)` find them.
+"""
+
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForZeroShotImageClassification,
+    AutoProcessor,
+)
+
+from .clip import (
+    ClipConfig,
+    ClipModel,
+    ClipOutput,
+    ClipTextConfig,
+    ClipTextModel,
+    ClipTextModelWithProjection,
+    ClipVisionConfig,
+    ClipVisionModel,
+    ClipVisionModelWithProjection,
+    list_presets,
+)
+from .clip.processing_clip import ClipProcessor
+
+__version__ = "0.1.0"
+
+
+def _register_auto_classes() -> None:
+    for config_class, model_class in (
+        (ClipConfig, ClipModel),
+        (ClipTextConfig, ClipTextModel),
+        (ClipVisionConfig, ClipVisionModel),
+    ):
+        AutoConfig.register(config_class.model_type, config_class, exist_ok=True)
+        AutoModel.register(config_class, model_class, exist_ok=True)
+    AutoModelForZeroShotImageClassification.register(ClipConfig, ClipModel, exist_ok=True)
+    AutoProcessor.register(ClipConfig, ClipProcessor, exist_ok=True)
+
+
+_register_auto_classes()
+
+__all__ = [
+    "ClipConfig", "ClipModel", "ClipOutput", "ClipProcessor", "ClipTextConfig", "ClipTextModel",
+    "ClipTextModelWithProjection", "ClipVisionConfig", "ClipVisionModel", "ClipVisionModelWithProjection",
+    "list_presets",
+]

@@ -1,0 +1,258 @@
+"""CLIP as transformers models: the dual encoder, each tower alone, each tower with its projection.
+
+Initialisation follows the paper's released code (OpenAI's `initialize_parameters`), applied to
+every tower because `from_pretrained` builds on the meta device and each parameter must be set here.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import PreTrainedModel
+from transformers import initialization as init
+from transformers.modeling_outputs import BaseModelOutputWithPooling
+from transformers.utils import ModelOutput
+
+from .configuration_clip import ClipConfig, ClipTextConfig, ClipVisionConfig
+from .modeling_resnet import AttentionPool2d, Bottleneck, ModifiedResNetTower
+from .modeling_transformer import Encoder, TextTower, VisionTransformerTower
+
+
+@dataclass
+class ClipOutput(ModelOutput):
+    loss: torch.Tensor | None = None
+    logits_per_image: torch.Tensor | None = None
+    logits_per_text: torch.Tensor | None = None
+    text_embeds: torch.Tensor | None = None
+    image_embeds: torch.Tensor | None = None
+    text_model_output: BaseModelOutputWithPooling | None = None
+    vision_model_output: BaseModelOutputWithPooling | None = None
+
+    def to_tuple(self) -> tuple[Any, ...]:
+        return tuple(v.to_tuple() if isinstance(v, ModelOutput) else v for v in super().to_tuple())
+
+
+@dataclass
+class ClipTextModelOutput(ModelOutput):
+    text_embeds: torch.Tensor | None = None
+    last_hidden_state: torch.Tensor | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+
+
+@dataclass
+class ClipVisionModelOutput(ModelOutput):
+    image_embeds: torch.Tensor | None = None
+    last_hidden_state: torch.Tensor | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+
+
+def contrastive_loss(logits_per_text: torch.Tensor) -> torch.Tensor:
+    """Symmetric cross-entropy of an in-batch similarity matrix whose diagonal holds the pairs."""
+    labels = torch.arange(logits_per_text.shape[0], device=logits_per_text.device)
+    return (F.cross_entropy(logits_per_text, labels) + F.cross_entropy(logits_per_text.t(), labels)) / 2
+
+
+def vision_tower(config: ClipVisionConfig) -> nn.Module:
+    return ModifiedResNetTower(config) if config.tower == "resnet" else VisionTransformerTower(config)
+
+
+def visual_projection(config: ClipVisionConfig) -> nn.Module:
+    # The ResNet's attention pool already ends in the projection to the shared space.
+    if config.tower == "resnet":
+        return nn.Identity()
+    return nn.Linear(config.hidden_size, config.projection_dim, bias=False)
+
+
+class ClipPreTrainedModel(PreTrainedModel):
+    config_class = ClipConfig
+    base_model_prefix = "clip"
+    main_input_name = "input_ids"
+    input_modalities = ("image", "text")
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+    _no_split_modules = ["Block", "Bottleneck"]
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        # Children are initialised before their parents, so a parent may refine its children here.
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            # PyTorch's default, which the paper's convolutions keep; container modules below
+            # overwrite the Linear layers whose scale the paper sets.
+            init.kaiming_uniform_(module.weight, a=math.sqrt(5))
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, (nn.LayerNorm, nn.BatchNorm2d)):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+            if isinstance(module, nn.BatchNorm2d):
+                init.zeros_(module.running_mean)
+                init.ones_(module.running_var)
+                init.zeros_(module.num_batches_tracked)
+        elif isinstance(module, nn.Embedding):
+            init.normal_(module.weight, std=0.02)
+        elif isinstance(module, Encoder):
+            width, depth = module.layers[0].attn.qkv.in_features, len(module.layers)
+            for block in module.layers:
+                init.normal_(block.attn.qkv.weight, std=width**-0.5)
+                init.normal_(block.attn.out_proj.weight, std=width**-0.5 * (2 * depth) ** -0.5)
+                init.normal_(block.mlp.fc1.weight, std=(2 * width) ** -0.5)
+                init.normal_(block.mlp.fc2.weight, std=width**-0.5 * (2 * depth) ** -0.5)
+        elif isinstance(module, TextTower):
+            init.normal_(module.position_embedding, std=0.01)
+        elif isinstance(module, VisionTransformerTower):
+            width = module.config.hidden_size
+            init.normal_(module.class_embedding, std=width**-0.5)
+            init.normal_(module.position_embedding, std=width**-0.5)
+        elif isinstance(module, Bottleneck):
+            # Zero the last gain of each residual branch: every block starts as the identity.
+            init.zeros_(module.bn3.weight)
+        elif isinstance(module, AttentionPool2d):
+            std = module.c_proj.in_features**-0.5
+            init.normal_(module.positional_embedding, std=std)
+            for linear in (module.q_proj, module.k_proj, module.v_proj, module.c_proj):
+                init.normal_(linear.weight, std=std)
+        if isinstance(module, (ClipModel, ClipTextModelWithProjection)):
+            init.normal_(module.text_projection.weight, std=module.text_projection.in_features**-0.5)
+        if isinstance(module, (ClipModel, ClipVisionModelWithProjection)) and isinstance(
+            module.visual_projection, nn.Linear
+        ):
+            init.normal_(module.visual_projection.weight, std=module.visual_projection.in_features**-0.5)
+        if isinstance(module, ClipModel):
+            init.constant_(module.logit_scale, module.config.logit_scale_init_value)
+
+
+class ClipTextModel(ClipPreTrainedModel):
+    config_class = ClipTextConfig
+    _no_split_modules = ["Block"]
+
+    def __init__(self, config: ClipTextConfig) -> None:
+        super().__init__(config)
+        self.text_model = TextTower(config)
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.text_model.token_embedding
+
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+        output_hidden_states: bool = False, **kwargs: Any,
+    ) -> BaseModelOutputWithPooling:
+        return self.text_model(input_ids, attention_mask, output_hidden_states)
+
+
+class ClipVisionModel(ClipPreTrainedModel):
+    """The image tower alone. For a ResNet tower `pooler_output` is already projected (see `visual_projection`)."""
+
+    config_class = ClipVisionConfig
+    main_input_name = "pixel_values"
+    input_modalities = ("image",)
+
+    def __init__(self, config: ClipVisionConfig) -> None:
+        super().__init__(config)
+        self.vision_model = vision_tower(config)
+        self.post_init()
+
+    def forward(self, pixel_values: torch.Tensor, output_hidden_states: bool = False, **kwargs: Any) -> BaseModelOutputWithPooling:
+        return self.vision_model(pixel_values, output_hidden_states)
+
+
+class ClipTextModelWithProjection(ClipPreTrainedModel):
+    config_class = ClipTextConfig
+    _no_split_modules = ["Block"]
+
+    def __init__(self, config: ClipTextConfig) -> None:
+        super().__init__(config)
+        self.text_model = TextTower(config)
+        self.text_projection = nn.Linear(config.hidden_size, config.projection_dim, bias=False)
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.text_model.token_embedding
+
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+        output_hidden_states: bool = False, **kwargs: Any,
+    ) -> ClipTextModelOutput:
+        out = self.text_model(input_ids, attention_mask, output_hidden_states)
+        return ClipTextModelOutput(
+            text_embeds=self.text_projection(out.pooler_output),
+            last_hidden_state=out.last_hidden_state, hidden_states=out.hidden_states,
+        )
+
+
+class ClipVisionModelWithProjection(ClipPreTrainedModel):
+    config_class = ClipVisionConfig
+    main_input_name = "pixel_values"
+    input_modalities = ("image",)
+
+    def __init__(self, config: ClipVisionConfig) -> None:
+        super().__init__(config)
+        self.vision_model = vision_tower(config)
+        self.visual_projection = visual_projection(config)
+        self.post_init()
+
+    def forward(self, pixel_values: torch.Tensor, output_hidden_states: bool = False, **kwargs: Any) -> ClipVisionModelOutput:
+        out = self.vision_model(pixel_values, output_hidden_states)
+        return ClipVisionModelOutput(
+            image_embeds=self.visual_projection(out.pooler_output),
+            last_hidden_state=out.last_hidden_state, hidden_states=out.hidden_states,
+        )
+
+
+class ClipModel(ClipPreTrainedModel):
+    """The dual encoder: both towers, their projections into one space, and the learnable temperature."""
+
+    def __init__(self, config: ClipConfig) -> None:
+        super().__init__(config)
+        self.text_model = TextTower(config.text_config)
+        self.vision_model = vision_tower(config.vision_config)
+        self.text_projection = nn.Linear(config.text_config.hidden_size, config.projection_dim, bias=False)
+        self.visual_projection = visual_projection(config.vision_config)
+        self.logit_scale = nn.Parameter(torch.tensor(config.logit_scale_init_value))
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.text_model.token_embedding
+
+    def get_text_features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Text embeddings in the shared space, not normalised (as in transformers)."""
+        return self.text_projection(self.text_model(input_ids, attention_mask).pooler_output)
+
+    def get_image_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Image embeddings in the shared space, not normalised (as in transformers)."""
+        return self.visual_projection(self.vision_model(pixel_values).pooler_output)
+
+    def temperature(self) -> torch.Tensor:
+        """exp(logit_scale), never above `config.max_logit_scale` (100 in the paper)."""
+        return self.logit_scale.clamp(max=math.log(self.config.max_logit_scale)).exp()
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        pixel_values: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        return_loss: bool | None = None,
+        output_hidden_states: bool = False,
+        **kwargs: Any,
+    ) -> ClipOutput:
+        if input_ids is None or pixel_values is None:
+            raise ValueError(
+                "ClipModel.forward needs both input_ids and pixel_values; use get_text_features or "
+                "get_image_features to embed one modality."
+            )
+        text_out = self.text_model(input_ids, attention_mask, output_hidden_states)
+        vision_out = self.vision_model(pixel_values, output_hidden_states)
+        text_embeds = F.normalize(self.text_projection(text_out.pooler_output), dim=-1)
+        image_embeds = F.normalize(self.visual_projection(vision_out.pooler_output), dim=-1)
+        logits_per_text = self.temperature() * text_embeds @ image_embeds.t()
+        return ClipOutput(
+            loss=contrastive_loss(logits_per_text) if return_loss else None,
+            logits_per_image=logits_per_text.t(), logits_per_text=logits_per_text,
+            text_embeds=text_embeds, image_embeds=image_embeds,
+            text_model_output=text_out, vision_model_output=vision_out,
+        )

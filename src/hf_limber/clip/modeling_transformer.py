@@ -1,0 +1,181 @@
+"""The pre-norm Transformer of CLIP and the two towers built on it: the causal text encoder and the ViT.
+
+Attention packs q, k and v in one matrix (one matmul instead of three) and runs through
+`torch.nn.functional.scaled_dot_product_attention`, so the fused kernels do the work.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+from .configuration_clip import ClipTextConfig, ClipVisionConfig
+
+
+class QuickGELU(nn.Module):
+    """x * sigmoid(1.702 x): the GELU approximation the OpenAI weights were trained with."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(1.702 * x)
+
+
+def activation(name: str) -> nn.Module:
+    return QuickGELU() if name == "quick_gelu" else nn.GELU()
+
+
+class Attention(nn.Module):
+    def __init__(self, width: int, heads: int, dropout: float) -> None:
+        super().__init__()
+        self.heads = heads
+        self.dropout = dropout
+        self.qkv = nn.Linear(width, 3 * width)
+        self.out_proj = nn.Linear(width, width)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, is_causal: bool) -> torch.Tensor:
+        batch, length, width = x.shape
+        q, k, v = self.qkv(x).view(batch, length, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
+        out = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, is_causal=is_causal and mask is None,
+            dropout_p=self.dropout if self.training else 0.0,
+        )
+        return self.out_proj(out.transpose(1, 2).reshape(batch, length, width))
+
+
+class Mlp(nn.Module):
+    def __init__(self, width: int, hidden: int, act: str) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(width, hidden)
+        self.act = activation(act)
+        self.fc2 = nn.Linear(hidden, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class Block(GradientCheckpointingLayer):
+    """x + attn(ln(x)), then x + mlp(ln(x))."""
+
+    def __init__(self, config: ClipTextConfig | ClipVisionConfig) -> None:
+        super().__init__()
+        width = config.hidden_size
+        self.layer_norm1 = nn.LayerNorm(width, eps=config.layer_norm_eps)
+        self.attn = Attention(width, config.num_attention_heads, config.attention_dropout)
+        self.layer_norm2 = nn.LayerNorm(width, eps=config.layer_norm_eps)
+        self.mlp = Mlp(width, config.intermediate_size, config.hidden_act)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, is_causal: bool = False) -> torch.Tensor:
+        x = x + self.dropout(self.attn(self.layer_norm1(x), mask, is_causal))
+        return x + self.dropout(self.mlp(self.layer_norm2(x)))
+
+
+class Encoder(nn.Module):
+    def __init__(self, config: ClipTextConfig | ClipVisionConfig) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(Block(config) for _ in range(config.num_hidden_layers))
+
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor | None = None, is_causal: bool = False,
+        output_hidden_states: bool = False,
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None]:
+        states = [x] if output_hidden_states else None
+        for layer in self.layers:
+            x = layer(x, mask, is_causal)
+            if states is not None:
+                states.append(x)
+        return x, tuple(states) if states is not None else None
+
+
+def causal_padding_mask(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Boolean (batch, 1, L, L) mask: causal, padded keys hidden.
+
+    A query whose every visible key is padding (left padding) would get an all-masked row and NaN
+    from the softmax; letting it see itself keeps it finite, and its output is padding anyway.
+    """
+    length = attention_mask.shape[-1]
+    causal = torch.ones(length, length, dtype=torch.bool, device=attention_mask.device).tril()
+    mask = causal & attention_mask.bool()[:, None, None, :]
+    return mask | torch.eye(length, dtype=torch.bool, device=attention_mask.device)
+
+
+class TextTower(nn.Module):
+    """Token + position embeddings, causal Transformer, final LayerNorm, pooled at end-of-text."""
+
+    def __init__(self, config: ClipTextConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.token_embedding = nn.Embedding(config.vocab_size, config.hidden_size)
+        self.position_embedding = nn.Parameter(torch.empty(config.max_position_embeddings, config.hidden_size))
+        self.encoder = Encoder(config)
+        self.final_layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+        output_hidden_states: bool = False,
+    ) -> BaseModelOutputWithPooling:
+        length = input_ids.shape[-1]
+        if length > self.config.max_position_embeddings:
+            raise ValueError(
+                f"input_ids has {length} tokens but the text tower's context is "
+                f"{self.config.max_position_embeddings}. Tokenize with the ClipProcessor, which truncates "
+                "and keeps the end-of-text token."
+            )
+        x = self.token_embedding(input_ids) + self.position_embedding[:length]
+        # Right padding never reaches the end-of-text token through a causal mask, so the fast
+        # is_causal kernel is exact whenever no key has to be hidden from an earlier query.
+        mask = None
+        if attention_mask is not None and not bool(attention_mask.all()):
+            mask = causal_padding_mask(attention_mask)
+        x, hidden_states = self.encoder(x, mask, is_causal=True, output_hidden_states=output_hidden_states)
+        x = self.final_layer_norm(x)
+        pooled = x[torch.arange(x.shape[0], device=x.device), self.end_of_text_positions(input_ids, attention_mask)]
+        return BaseModelOutputWithPooling(last_hidden_state=x, pooler_output=pooled, hidden_states=hidden_states)
+
+    def end_of_text_positions(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+        """First end-of-text token of each row; the last real token where a row has none."""
+        is_eot = input_ids == self.config.eos_token_id
+        if attention_mask is not None:
+            last_real = attention_mask.long().cumsum(-1).argmax(-1)
+        else:
+            last_real = torch.full_like(input_ids[:, 0], input_ids.shape[-1] - 1)
+        return torch.where(is_eot.any(-1), is_eot.int().argmax(-1), last_real)
+
+
+class VisionTransformerTower(nn.Module):
+    """Patches + class token + positions, LayerNorm before the Transformer, LayerNorm on the class token."""
+
+    def __init__(self, config: ClipVisionConfig) -> None:
+        super().__init__()
+        self.config = config
+        width = config.hidden_size
+        self.patch_embedding = nn.Conv2d(
+            config.num_channels, width, kernel_size=config.patch_size, stride=config.patch_size, bias=False
+        )
+        self.class_embedding = nn.Parameter(torch.empty(width))
+        self.position_embedding = nn.Parameter(torch.empty(config.num_feature_tokens, width))
+        self.pre_layernorm = nn.LayerNorm(width, eps=config.layer_norm_eps)
+        self.encoder = Encoder(config)
+        self.post_layernorm = nn.LayerNorm(width, eps=config.layer_norm_eps)
+
+    def forward(self, pixel_values: torch.Tensor, output_hidden_states: bool = False) -> BaseModelOutputWithPooling:
+        check_pixel_values(pixel_values, self.config)
+        patches = self.patch_embedding(pixel_values.to(self.patch_embedding.weight.dtype))
+        x = patches.flatten(2).transpose(1, 2)
+        cls = self.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1)
+        x = self.pre_layernorm(torch.cat([cls, x], dim=1) + self.position_embedding)
+        x, hidden_states = self.encoder(x, output_hidden_states=output_hidden_states)
+        return BaseModelOutputWithPooling(
+            last_hidden_state=x, pooler_output=self.post_layernorm(x[:, 0]), hidden_states=hidden_states
+        )
+
+
+def check_pixel_values(pixel_values: torch.Tensor, config: ClipVisionConfig) -> None:
+    expected = (config.num_channels, config.image_size, config.image_size)
+    if pixel_values.ndim != 4 or tuple(pixel_values.shape[1:]) != expected:
+        raise ValueError(
+            f"pixel_values has shape {tuple(pixel_values.shape)}, the image tower expects (batch, "
+            f"{', '.join(map(str, expected))}). Prepare images with the model's ClipProcessor."
+        )

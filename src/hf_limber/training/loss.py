@@ -1,0 +1,164 @@
+"""CLIP's symmetric contrastive loss, exact under data parallelism, optionally memory-bounded.
+
+For a global batch of B pairs with L2-normalised embeddings x_i (image) and y_i (text)
+and the exponentiated temperature s, CLIP's loss is
+
+    L = 1/B Σ_i ½ (ℓ_i^{i→t} + ℓ_i^{t→i}),
+    ℓ_i^{i→t} = LSE_j(s x_i·y_j) − s x_i·y_i,    ℓ_i^{t→i} = LSE_j(s y_i·x_j) − s x_i·y_i,
+
+with every LSE running over all B columns, i.e. over the batches of every rank. The three
+modes of `ContrastiveLoss` compute this same L; they differ only in memory per rank.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.autograd.function import FunctionCtx, once_differentiable
+
+from .distributed import all_gather_with_grad, gather_sizes, rank_and_world_size
+
+Mode = Literal["global", "local", "chunked"]
+MODES: tuple[str, ...] = get_args(Mode)
+
+
+class _BlockwiseLogSumExp(torch.autograd.Function):
+    """`lse_i = log Σ_j exp(s · q_i·k_j)` over all rows j of `k`, holding one `len(q) × block` tile at a time.
+
+    Forward merges the tiles' LSEs online (`logaddexp`) and saves only q, k, s and the
+    b-vector lse. Backward recomputes each tile, turns it into softmax probabilities
+    `p_ij = exp(s q_i·k_j − lse_i)` and accumulates the exact gradients
+
+        ∂lse_i/∂q_i = s Σ_j p_ij k_j,   ∂lse_i/∂k_j = s p_ij q_i,   ∂lse_i/∂s = Σ_j p_ij q_i·k_j.
+
+    The same idea as blockwise attention / Inf-CL, in plain matmuls instead of a kernel.
+    Tiles are computed in at least float32 so half-precision features do not lose the LSE.
+    """
+
+    @staticmethod
+    def forward(ctx: FunctionCtx, q: Tensor, k: Tensor, scale: Tensor, block_size: int) -> Tensor:
+        acc_dtype = torch.promote_types(q.dtype, torch.float32)
+        lse = q.new_full((q.shape[0],), float("-inf"), dtype=acc_dtype)
+        for start in range(0, k.shape[0], block_size):
+            tile = (q @ k[start : start + block_size].mT).to(acc_dtype).mul_(scale)
+            lse = torch.logaddexp(lse, torch.logsumexp(tile, dim=1))
+        ctx.save_for_backward(q, k, scale, lse)
+        ctx.block_size = block_size
+        return lse
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: FunctionCtx, grad_lse: Tensor) -> tuple[Tensor, Tensor, Tensor, None]:
+        q, k, scale, lse = ctx.saved_tensors
+        grad_q, grad_k = torch.zeros_like(q), torch.empty_like(k)
+        grad_scale = torch.zeros((), dtype=lse.dtype, device=lse.device)
+        for start in range(0, k.shape[0], ctx.block_size):
+            k_block = k[start : start + ctx.block_size]
+            dots = (q @ k_block.mT).to(lse.dtype)
+            # weight_ij = p_ij · ∂loss/∂lse_i, the gradient that reaches the logit s q_i·k_j.
+            weight = dots.mul(scale).sub_(lse[:, None]).exp_().mul_(grad_lse[:, None])
+            grad_scale += torch.dot(weight.view(-1), dots.view(-1))
+            weight = weight.to(q.dtype)
+            grad_q += weight @ k_block
+            grad_k[start : start + ctx.block_size] = weight.mT @ q
+        # The logit is s·(q·k): the factor s is applied once here instead of on every tile.
+        return grad_q.mul_(scale), grad_k.mul_(scale), grad_scale.to(scale.dtype), None
+
+
+class ContrastiveLoss(nn.Module):
+    """CLIP's symmetric InfoNCE loss over the global batch, exact alone and under `torch.distributed`.
+
+    Args:
+        mode: how the B × B similarity matrix is handled; every mode returns the same loss
+            and the same gradients, only memory and speed differ (b = local, B = global batch):
+
+            - ``"global"``: gather all features, build the full B × B logits on every rank.
+              O(B²) memory per rank — the reference, and the fastest when it fits.
+            - ``"local"``: each rank scores its own b rows against all B columns, both
+              directions (open_clip's ``--local-loss --gather-with-grad``). O(b·B) = O(B²/N).
+            - ``"chunked"``: like ``"local"`` but never materialises the b × B logits: the
+              columns are visited in blocks with an online log-sum-exp, and the backward
+              recomputes the blocks. O(b · block_size) memory, about 1.5× the matmul work.
+        block_size: columns per block in ``"chunked"`` mode (ignored otherwise); need not
+            divide the batch.
+        group: process group to gather over; the default group when None. Without an
+            initialised process group the loss is the ordinary single-process loss.
+
+    Inputs are ``image_embeds`` and ``text_embeds`` (b × D, L2-normalised, row i of one
+    paired with row i of the other) and ``logit_scale``, the *exponentiated* temperature
+    (a one-element tensor carrying its gradient). Ranks may hold different b.
+
+    Gradient convention (why the per-rank loss looks the way it does): DDP/FSDP *average*
+    parameter gradients over the N ranks, and the autograd all-gather's backward *sums*
+    onto each rank's own rows the gradients every rank's loss puts on them. So if rank r
+    backpropagates L_r, the averaged parameter gradient is ∂(Σ_r L_r)/∂θ / N, and it equals
+    the single-process full-batch gradient ∂L/∂θ exactly when Σ_r L_r = N·L. ``"global"``
+    backpropagates L itself on every rank; ``"local"``/``"chunked"`` backpropagate
+    L_r = (N/B) Σ_{i local} ½(ℓ_i^{i→t} + ℓ_i^{t→i}) — for equal shards the mean over the
+    local rows. The same average makes the logit_scale gradient exact: mean_r ∂L_r/∂s = ∂L/∂s.
+    Consequences: (1) the *value* returned on every rank is the global L (the local modes add
+    the detached difference, found with one scalar all-reduce), so logs match a one-process
+    run; (2) raw gradients on the feature tensors of one rank are N × ∂L/∂features — only
+    after DDP's averaging do parameter gradients equal the one-process ones. Summing instead
+    of averaging gradients across ranks would make them N × too large.
+
+    There is deliberately no way to select open_clip's "local loss without gradient
+    through the gather": it drops the gradient of every sample as a negative and is biased.
+    """
+
+    def __init__(self, mode: Mode = "chunked", block_size: int = 1024, group: dist.ProcessGroup | None = None) -> None:
+        super().__init__()
+        if mode not in MODES:
+            raise ValueError(f"ContrastiveLoss mode must be one of {MODES}, got {mode!r}.")
+        if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
+            raise ValueError(f"block_size must be a positive int (columns per block), got {block_size!r}.")
+        self.mode, self.block_size, self.group = mode, block_size, group
+
+    def extra_repr(self) -> str:
+        return f"mode={self.mode!r}" + (f", block_size={self.block_size}" if self.mode == "chunked" else "")
+
+    def forward(self, image_embeds: Tensor, text_embeds: Tensor, logit_scale: Tensor) -> Tensor:
+        if image_embeds.ndim != 2 or image_embeds.shape != text_embeds.shape:
+            raise ValueError(
+                "image_embeds and text_embeds must both be (batch, dim) with row i of one paired to row i of "
+                f"the other; got {tuple(image_embeds.shape)} and {tuple(text_embeds.shape)}."
+            )
+        if logit_scale.numel() != 1:
+            raise ValueError(f"logit_scale must hold one value (the exponentiated temperature), got shape {tuple(logit_scale.shape)}.")
+        scale = logit_scale.reshape(())
+        rank, world_size = rank_and_world_size(self.group)
+        rows = image_embeds.shape[0]
+        if world_size == 1:
+            sizes, all_images, all_texts = [rows], image_embeds, text_embeds
+        else:
+            sizes = gather_sizes(rows, image_embeds.device, self.group)
+            all_images = all_gather_with_grad(image_embeds, sizes, self.group)
+            all_texts = all_gather_with_grad(text_embeds, sizes, self.group)
+        global_batch, first_row = sum(sizes), sum(sizes[:rank])
+
+        if self.mode == "global":
+            logits = scale * all_images @ all_texts.mT
+            labels = torch.arange(global_batch, device=logits.device)
+            return (F.cross_entropy(logits, labels) + F.cross_entropy(logits.mT, labels)) / 2
+
+        if self.mode == "local":
+            labels = torch.arange(first_row, first_row + rows, device=image_embeds.device)
+            image_to_text = F.cross_entropy(scale * image_embeds @ all_texts.mT, labels, reduction="sum")
+            text_to_image = F.cross_entropy(scale * text_embeds @ all_images.mT, labels, reduction="sum")
+            summed = (image_to_text + text_to_image) / 2
+        else:
+            lse_image_to_text = _BlockwiseLogSumExp.apply(image_embeds, all_texts, scale, self.block_size)
+            lse_text_to_image = _BlockwiseLogSumExp.apply(text_embeds, all_images, scale, self.block_size)
+            positives = scale * (image_embeds * text_embeds).sum(dim=1)
+            summed = ((lse_image_to_text + lse_text_to_image) / 2 - positives).sum()
+
+        loss = summed * (world_size / global_batch)
+        if world_size == 1:
+            return loss
+        global_value = summed.detach().clone()
+        dist.all_reduce(global_value, group=self.group)
+        return loss + (global_value / global_batch - loss.detach())
