@@ -54,7 +54,8 @@ class _BlockwiseLogSumExp(torch.autograd.Function):
     @once_differentiable
     def backward(ctx: FunctionCtx, grad_lse: Tensor) -> tuple[Tensor, Tensor, Tensor, None]:
         q, k, scale, lse = ctx.saved_tensors
-        grad_q, grad_k = torch.zeros_like(q), torch.empty_like(k)
+        # grad_q sums over all blocks, so it accumulates in the LSE's precision.
+        grad_q, grad_k = torch.zeros_like(q, dtype=lse.dtype), torch.empty_like(k)
         grad_scale = torch.zeros((), dtype=lse.dtype, device=lse.device)
         for start in range(0, k.shape[0], ctx.block_size):
             k_block = k[start : start + ctx.block_size]
@@ -66,7 +67,7 @@ class _BlockwiseLogSumExp(torch.autograd.Function):
             grad_q += weight @ k_block
             grad_k[start : start + ctx.block_size] = weight.mT @ q
         # The logit is s·(q·k): the factor s is applied once here instead of on every tile.
-        return grad_q.mul_(scale), grad_k.mul_(scale), grad_scale.to(scale.dtype), None
+        return grad_q.mul_(scale).to(q.dtype), grad_k.mul_(scale), grad_scale.to(scale.dtype), None
 
 
 class ContrastiveLoss(nn.Module):
