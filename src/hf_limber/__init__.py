@@ -38,6 +38,12 @@ def _register_auto_classes() -> None:
         AutoModel.register(config_class, model_class, exist_ok=True)
     AutoModelForZeroShotImageClassification.register(ClipConfig, ClipModel, exist_ok=True)
     AutoProcessor.register(ClipConfig, ClipProcessor, exist_ok=True)
+    # Every saved folder also carries the code (auto_map), so users with only transformers can load
+    # it with trust_remote_code=True.
+    ClipConfig.register_for_auto_class()
+    for model_class in (ClipModel, ClipTextModel, ClipVisionModel):
+        model_class.register_for_auto_class("AutoModel")
+    ClipProcessor.register_for_auto_class("AutoProcessor")
 
 
 _register_auto_classes()

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from pathlib import Path
 
 import torch
 from torch import nn
 
 from .configuration_clip import ACTIVATIONS, HEAD_WIDTH, RESNET_STRIDE, ClipConfig
 from .modeling_clip import ClipModel
+from .processing_clip import ClipProcessor
+from .tokenization import clip_tokenizer_from_bpe, default_bpe_path
 
 # OpenAI key -> ours, each rule applied in turn to the result of the previous ones.
 _OPENAI_RULES = [
@@ -218,3 +221,39 @@ def from_transformers(model: nn.Module) -> ClipModel:
             continue
         converted[_rename(key, _TRANSFORMERS_RULES)] = value
     return _load(config, converted)
+
+
+PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".pkl")
+
+
+def convert_path(
+    src: str | Path, hidden_act: str = "quick_gelu", bpe_path: str | Path | None = None,
+) -> tuple[ClipModel, ClipProcessor | None]:
+    """Convert a transformers CLIP folder or an OpenAI-layout .safetensors file; never reads pickles."""
+    src = Path(src)
+    if src.is_dir():
+        from transformers import AutoProcessor, CLIPModel
+
+        model = from_transformers(CLIPModel.from_pretrained(src, use_safetensors=True))
+        try:
+            source_processor = AutoProcessor.from_pretrained(src)
+        except (OSError, ValueError):
+            return model, None
+        tokenizer = source_processor.tokenizer
+        tokenizer.split_special_tokens = True
+        return model, ClipProcessor.for_config(model.config, tokenizer)
+    if src.suffix in PICKLE_SUFFIXES:
+        raise ValueError(
+            f"{src} is a pickle checkpoint, which can run arbitrary code when loaded; hf_limber never loads "
+            "pickles. Convert it to .safetensors (safetensors.torch.save_file(state_dict, ...)) with code you trust."
+        )
+    if src.suffix != ".safetensors":
+        raise ValueError(f"Cannot convert {src}: pass a transformers CLIP folder or a .safetensors state dict.")
+    from safetensors.torch import load_file
+
+    model = from_openai_state_dict(load_file(src), hidden_act=hidden_act)
+    bpe_path = bpe_path or default_bpe_path()
+    if bpe_path is None:
+        return model, None
+    tokenizer = clip_tokenizer_from_bpe(bpe_path, model.config.text_config.max_position_embeddings)
+    return model, ClipProcessor.for_config(model.config, tokenizer)

@@ -19,8 +19,8 @@ from transformers.modeling_outputs import BaseModelOutputWithPooling
 from transformers.utils import ModelOutput
 
 from .configuration_clip import ClipConfig, ClipTextConfig, ClipVisionConfig
-from .modeling_resnet import AttentionPool2d, Bottleneck, ModifiedResNetTower
-from .modeling_transformer import Encoder, TextTower, VisionTransformerTower
+from .modeling_resnet import AttentionPool2d, ModifiedResNetTower
+from .modeling_transformer import TextTower, VisionTransformerTower, with_init_std
 
 
 @dataclass
@@ -65,7 +65,7 @@ def visual_projection(config: ClipVisionConfig) -> nn.Module:
     # The ResNet's attention pool already ends in the projection to the shared space.
     if config.tower == "resnet":
         return nn.Identity()
-    return nn.Linear(config.hidden_size, config.projection_dim, bias=False)
+    return projection(config.hidden_size, config.projection_dim)
 
 
 class ClipPreTrainedModel(PreTrainedModel):
@@ -79,51 +79,38 @@ class ClipPreTrainedModel(PreTrainedModel):
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
-        # Children are initialised before their parents, so a parent may refine its children here.
+        # Layers tagged with `init_std` (see `with_init_std`) get the paper's scale; convolutions keep
+        # PyTorch's default, as the paper's ResNets did.
         if isinstance(module, (nn.Conv2d, nn.Linear)):
-            # PyTorch's default, which the paper's convolutions keep; container modules below
-            # overwrite the Linear layers whose scale the paper sets.
-            init.kaiming_uniform_(module.weight, a=math.sqrt(5))
+            if hasattr(module, "init_std"):
+                init.normal_(module.weight, std=module.init_std)
+            else:
+                init.kaiming_uniform_(module.weight, a=math.sqrt(5))
             if module.bias is not None:
                 init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            init.normal_(module.weight, std=getattr(module, "init_std", 0.02))
         elif isinstance(module, (nn.LayerNorm, nn.BatchNorm2d)):
-            init.ones_(module.weight)
+            (init.zeros_ if getattr(module, "zero_init", False) else init.ones_)(module.weight)
             init.zeros_(module.bias)
             if isinstance(module, nn.BatchNorm2d):
                 init.zeros_(module.running_mean)
                 init.ones_(module.running_var)
                 init.zeros_(module.num_batches_tracked)
-        elif isinstance(module, nn.Embedding):
-            init.normal_(module.weight, std=0.02)
-        elif isinstance(module, Encoder):
-            width, depth = module.layers[0].attn.qkv.in_features, len(module.layers)
-            for block in module.layers:
-                init.normal_(block.attn.qkv.weight, std=width**-0.5)
-                init.normal_(block.attn.out_proj.weight, std=width**-0.5 * (2 * depth) ** -0.5)
-                init.normal_(block.mlp.fc1.weight, std=(2 * width) ** -0.5)
-                init.normal_(block.mlp.fc2.weight, std=width**-0.5 * (2 * depth) ** -0.5)
         elif isinstance(module, TextTower):
             init.normal_(module.position_embedding, std=0.01)
         elif isinstance(module, VisionTransformerTower):
             width = module.config.hidden_size
             init.normal_(module.class_embedding, std=width**-0.5)
             init.normal_(module.position_embedding, std=width**-0.5)
-        elif isinstance(module, Bottleneck):
-            # Zero the last gain of each residual branch: every block starts as the identity.
-            init.zeros_(module.bn3.weight)
         elif isinstance(module, AttentionPool2d):
-            std = module.c_proj.in_features**-0.5
-            init.normal_(module.positional_embedding, std=std)
-            for linear in (module.q_proj, module.k_proj, module.v_proj, module.c_proj):
-                init.normal_(linear.weight, std=std)
-        if isinstance(module, (ClipModel, ClipTextModelWithProjection)):
-            init.normal_(module.text_projection.weight, std=module.text_projection.in_features**-0.5)
-        if isinstance(module, (ClipModel, ClipVisionModelWithProjection)) and isinstance(
-            module.visual_projection, nn.Linear
-        ):
-            init.normal_(module.visual_projection.weight, std=module.visual_projection.in_features**-0.5)
-        if isinstance(module, ClipModel):
+            init.normal_(module.positional_embedding, std=module.c_proj.in_features**-0.5)
+        elif isinstance(module, ClipModel):
             init.constant_(module.logit_scale, module.config.logit_scale_init_value)
+
+
+def projection(in_features: int, out_features: int) -> nn.Linear:
+    return with_init_std(nn.Linear(in_features, out_features, bias=False), in_features**-0.5)
 
 
 class ClipTextModel(ClipPreTrainedModel):
@@ -168,7 +155,7 @@ class ClipTextModelWithProjection(ClipPreTrainedModel):
     def __init__(self, config: ClipTextConfig) -> None:
         super().__init__(config)
         self.text_model = TextTower(config)
-        self.text_projection = nn.Linear(config.hidden_size, config.projection_dim, bias=False)
+        self.text_projection = projection(config.hidden_size, config.projection_dim)
         self.post_init()
 
     def get_input_embeddings(self) -> nn.Module:
@@ -211,7 +198,7 @@ class ClipModel(ClipPreTrainedModel):
         super().__init__(config)
         self.text_model = TextTower(config.text_config)
         self.vision_model = vision_tower(config.vision_config)
-        self.text_projection = nn.Linear(config.text_config.hidden_size, config.projection_dim, bias=False)
+        self.text_projection = projection(config.text_config.hidden_size, config.projection_dim)
         self.visual_projection = visual_projection(config.vision_config)
         self.logit_scale = nn.Parameter(torch.tensor(config.logit_scale_init_value))
         self.post_init()

@@ -14,7 +14,7 @@ from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 from .configuration_clip import ClipVisionConfig
-from .modeling_transformer import check_pixel_values
+from .modeling_transformer import check_pixel_values, with_init_std
 
 EXPANSION = 4
 
@@ -44,6 +44,8 @@ class Bottleneck(GradientCheckpointingLayer):
         # Stride by average pooling after the 3x3 convolution: the anti-aliased downsampling.
         self.pool = nn.AvgPool2d(stride) if stride > 1 else nn.Identity()
         self.conv3, self.bn3 = conv_bn(planes, planes * EXPANSION, 1)
+        # Zero the last gain of the residual branch: every block starts as the identity.
+        self.bn3.zero_init = True
         needs_projection = stride > 1 or in_channels != planes * EXPANSION
         self.downsample = Downsample(in_channels, planes * EXPANSION, stride) if needs_projection else None
 
@@ -62,10 +64,10 @@ class AttentionPool2d(nn.Module):
         super().__init__()
         self.heads = heads
         self.positional_embedding = nn.Parameter(torch.empty(grid_size**2 + 1, width))
-        self.q_proj = nn.Linear(width, width)
-        self.k_proj = nn.Linear(width, width)
-        self.v_proj = nn.Linear(width, width)
-        self.c_proj = nn.Linear(width, output_dim)
+        self.q_proj = with_init_std(nn.Linear(width, width), width**-0.5)
+        self.k_proj = with_init_std(nn.Linear(width, width), width**-0.5)
+        self.v_proj = with_init_std(nn.Linear(width, width), width**-0.5)
+        self.c_proj = with_init_std(nn.Linear(width, output_dim), width**-0.5)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         x = torch.cat([tokens.mean(dim=1, keepdim=True), tokens], dim=1) + self.positional_embedding.to(tokens.dtype)

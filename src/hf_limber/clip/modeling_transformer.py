@@ -22,17 +22,28 @@ class QuickGELU(nn.Module):
         return x * torch.sigmoid(1.702 * x)
 
 
+def with_init_std(module: nn.Module, std: float) -> nn.Module:
+    """Tag a layer with the standard deviation of its normal initialisation.
+
+    transformers initialises custom models leaf by leaf (containers without parameters of their own
+    are never visited), so the paper's per-layer scales travel with the layers themselves.
+    """
+    module.init_std = std
+    return module
+
+
 def activation(name: str) -> nn.Module:
     return QuickGELU() if name == "quick_gelu" else nn.GELU()
 
 
 class Attention(nn.Module):
-    def __init__(self, width: int, heads: int, dropout: float) -> None:
+    def __init__(self, width: int, heads: int, dropout: float, depth: int) -> None:
         super().__init__()
         self.heads = heads
         self.dropout = dropout
-        self.qkv = nn.Linear(width, 3 * width)
-        self.out_proj = nn.Linear(width, width)
+        # The paper's scales: residual-branch outputs shrink with the depth of the stack.
+        self.qkv = with_init_std(nn.Linear(width, 3 * width), width**-0.5)
+        self.out_proj = with_init_std(nn.Linear(width, width), width**-0.5 * (2 * depth) ** -0.5)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None, is_causal: bool) -> torch.Tensor:
         batch, length, width = x.shape
@@ -45,11 +56,11 @@ class Attention(nn.Module):
 
 
 class Mlp(nn.Module):
-    def __init__(self, width: int, hidden: int, act: str) -> None:
+    def __init__(self, width: int, hidden: int, act: str, depth: int) -> None:
         super().__init__()
-        self.fc1 = nn.Linear(width, hidden)
+        self.fc1 = with_init_std(nn.Linear(width, hidden), (2 * width) ** -0.5)
         self.act = activation(act)
-        self.fc2 = nn.Linear(hidden, width)
+        self.fc2 = with_init_std(nn.Linear(hidden, width), width**-0.5 * (2 * depth) ** -0.5)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc2(self.act(self.fc1(x)))
@@ -60,11 +71,11 @@ class Block(GradientCheckpointingLayer):
 
     def __init__(self, config: ClipTextConfig | ClipVisionConfig) -> None:
         super().__init__()
-        width = config.hidden_size
+        width, depth = config.hidden_size, config.num_hidden_layers
         self.layer_norm1 = nn.LayerNorm(width, eps=config.layer_norm_eps)
-        self.attn = Attention(width, config.num_attention_heads, config.attention_dropout)
+        self.attn = Attention(width, config.num_attention_heads, config.attention_dropout, depth)
         self.layer_norm2 = nn.LayerNorm(width, eps=config.layer_norm_eps)
-        self.mlp = Mlp(width, config.intermediate_size, config.hidden_act)
+        self.mlp = Mlp(width, config.intermediate_size, config.hidden_act, depth)
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, is_causal: bool = False) -> torch.Tensor:
@@ -107,7 +118,7 @@ class TextTower(nn.Module):
     def __init__(self, config: ClipTextConfig) -> None:
         super().__init__()
         self.config = config
-        self.token_embedding = nn.Embedding(config.vocab_size, config.hidden_size)
+        self.token_embedding = with_init_std(nn.Embedding(config.vocab_size, config.hidden_size), 0.02)
         self.position_embedding = nn.Parameter(torch.empty(config.max_position_embeddings, config.hidden_size))
         self.encoder = Encoder(config)
         self.final_layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)

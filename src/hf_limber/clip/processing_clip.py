@@ -7,6 +7,7 @@ and 16-bit or float images are scaled down to 8 bits instead of being clipped.
 
 from __future__ import annotations
 
+import html
 import io
 from collections.abc import Sequence
 from pathlib import Path
@@ -63,6 +64,11 @@ def prepare_image(image: ImageInput) -> Image.Image | np.ndarray | torch.Tensor:
     raise TypeError(f"Cannot read an image from a {type(image).__name__}; pass a PIL image, a path, bytes or an array.")
 
 
+def clean_text(text: str) -> str:
+    """Undo HTML escaping (twice, for doubly-escaped web captions), as CLIP's own tokenizer does."""
+    return html.unescape(html.unescape(text)).strip()
+
+
 def clip_image_processor(image_size: int) -> CLIPImageProcessor:
     """The paper's preprocessing: bicubic resize of the short side, centre crop, CLIP mean/std."""
     return CLIPImageProcessor(
@@ -104,6 +110,7 @@ class ClipProcessor(ProcessorMixin):
             raise ValueError("ClipProcessor needs text, images or both.")
         data: dict[str, Any] = {}
         if text is not None:
+            text = clean_text(text) if isinstance(text, str) else [clean_text(t) for t in text]
             data.update(self.tokenizer(
                 text, padding=padding, truncation=True, max_length=self.context_length,
                 return_tensors=return_tensors, **kwargs,

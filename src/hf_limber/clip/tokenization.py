@@ -7,6 +7,7 @@ words end in `</w>`, wrapped in <|startoftext|> ... <|endoftext|>.
 from __future__ import annotations
 
 import gzip
+import importlib.util
 import json
 from collections.abc import Iterable
 from pathlib import Path
@@ -37,6 +38,15 @@ def byte_symbols() -> list[str]:
     # CLIP lists the printable bytes first, then the shifted ones.
     order = printable + [b for b in range(256) if b not in printable]
     return [symbols[b] for b in order]
+
+
+def default_bpe_path() -> Path | None:
+    """open_clip's copy of the released merges file, when open_clip is installed."""
+    spec = importlib.util.find_spec("open_clip")
+    if spec is None or spec.origin is None:
+        return None
+    path = Path(spec.origin).parent / "bpe_simple_vocab_16e6.txt.gz"
+    return path if path.exists() else None
 
 
 def clip_tokenizer_from_bpe(bpe_path: str | Path, context_length: int = 77) -> CLIPTokenizer:

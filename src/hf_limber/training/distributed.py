@@ -46,7 +46,9 @@ def all_gather_with_grad(x: Tensor, sizes: list[int], group: dist.ProcessGroup |
     group = group if group is not None else dist.group.WORLD
     longest = max(sizes)
     padded = F.pad(x, (0, 0, 0, longest - x.shape[0])) if x.shape[0] < longest else x
-    gathered = _all_gather_autograd(padded.contiguous(), 0, group)
+    # Waiting turns the lazy AsyncCollectiveTensor into a plain tensor (still in the graph),
+    # so autograd saves, hooks and custom Functions downstream see an ordinary tensor.
+    gathered = funcol.wait_tensor(_all_gather_autograd(padded.contiguous(), 0, group))
     if all(size == longest for size in sizes):
         return gathered
     return torch.cat([gathered[r * longest : r * longest + size] for r, size in enumerate(sizes)])

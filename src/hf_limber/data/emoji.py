@@ -1,0 +1,126 @@
+"""`hf-limber data emoji`: one image per (concept, style), split by style and concept."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from tqdm.auto import tqdm
+
+from .catalog import CATEGORIES
+from .language import concept_caption
+from .plan import DEFAULT_HELD_OUT_STYLES, plan_build, prepare_output_dir
+from .render import TileCache, on_background, parse_colour, png_bytes
+
+if TYPE_CHECKING:
+    from datasets import DatasetDict, Features
+
+
+def emoji_features() -> Features:
+    from datasets import ClassLabel, Features, Image, Sequence, Value
+
+    return Features(
+        {
+            "image": Image(),
+            "style": Value("string"),
+            "codepoints": Value("string"),
+            "emoji": Value("string"),
+            "name": Value("string"),
+            "category": ClassLabel(names=list(CATEGORIES)),
+            "subcategory": Value("string"),
+            "keywords": Sequence(Value("string")),
+            "skin_tone": Value("string"),
+            "caption": Value("string"),
+        }
+    )
+
+
+def build_emoji_dataset(
+    out_dir: str | os.PathLike[str],
+    styles: Sequence[str] | None = None,
+    held_out_styles: Sequence[str] = DEFAULT_HELD_OUT_STYLES,
+    image_size: int = 64,
+    background: str | tuple[int, int, int] = "white",
+    include_skin_tones: bool = False,
+    seed: int = 0,
+    limit: int | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    npm_dir: str | os.PathLike[str] | None = None,
+    validation_fraction: float = 0.1,
+    common_concepts_only: bool = False,
+    progress: bool = True,
+) -> DatasetDict:
+    """Build and save the emoji concept dataset; returns the saved ``DatasetDict``.
+
+    Splits: ``train`` and ``validation`` (whole concepts, in every training style) and one
+    ``test_<style>`` per held-out style with every concept that style draws. With
+    ``common_concepts_only`` only concepts drawn by every found style are kept, so each
+    split has the same label set in every style. ``out_dir`` also receives ``README.md``
+    (the dataset card), ``examples/<style>.png`` and ``build_report.json``.
+    """
+    from datasets import Dataset, DatasetDict
+
+    started = time.perf_counter()
+    plan = plan_build(styles, held_out_styles, npm_dir, include_skin_tones, limit, seed, validation_fraction)
+    out = prepare_output_dir(out_dir)
+    fill = parse_colour(background)
+    cache = TileCache(cache_dir)
+    indexes = {style: source.index(plan.catalog) for style, source in plan.report.found.items()}
+    concepts = plan.catalog.concepts
+    if common_concepts_only:
+        common = set.intersection(*(set(index) for index in indexes.values()))
+        concepts = [concept for concept in concepts if concept.key in common]
+
+    rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for style, source in plan.report.found.items():
+        index = indexes[style]
+        for concept in tqdm(concepts, desc=f"emoji {style}", disable=not progress, unit="img"):
+            if concept.key not in index:
+                continue
+            tile = cache.tile(source, concept.key, index[concept.key], image_size)
+            if tile is None:
+                continue
+            rows[plan.split_of(concept, style)].append(
+                {
+                    "image": {"bytes": png_bytes(on_background(tile, fill)), "path": None},
+                    "style": style,
+                    "codepoints": concept.codepoints,
+                    "emoji": concept.emoji,
+                    "name": concept.name,
+                    "category": CATEGORIES.index(concept.category),
+                    "subcategory": concept.subcategory,
+                    "keywords": list(concept.keywords),
+                    "skin_tone": concept.skin_tone,
+                    "caption": concept_caption(concept),
+                }
+            )
+    # Styles come in blocks above; a seeded shuffle mixes them for readers that stream in order.
+    random.Random(seed).shuffle(rows["train"])
+
+    features = emoji_features()
+    dataset = DatasetDict(
+        {
+            split: Dataset.from_list(rows.get(split, []), features=features)
+            for split in plan.split_names
+        }
+    )
+    dataset.save_to_disk(str(out))
+
+    from .card import build_report, write_emoji_card
+
+    report = build_report(plan, indexes, dataset, cache, concepts_considered=len(concepts))
+    report["parameters"] = {
+        "styles": list(plan.report.found), "held_out_styles": plan.held_out_styles, "image_size": image_size,
+        "background": list(fill), "include_skin_tones": include_skin_tones, "seed": seed, "limit": limit,
+        "validation_fraction": validation_fraction, "common_concepts_only": common_concepts_only,
+    }
+    report["build_seconds"] = round(time.perf_counter() - started, 1)
+    write_emoji_card(out, dataset, plan, report)
+    (out / "build_report.json").write_text(json.dumps(report, indent=2) + "\n")
+    return dataset
+

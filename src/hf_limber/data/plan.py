@@ -1,0 +1,102 @@
+"""What a build covers: which styles train, which are held out, which concepts, which split.
+
+Shared by the single-emoji and the scene builders so both split styles and concepts the
+same way for the same seed.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .catalog import Catalog, Concept, assign_split, load_catalog
+from .sources import SourceReport, discover_sources
+
+DEFAULT_HELD_OUT_STYLES: tuple[str, ...] = ("openmoji",)
+
+
+def test_split_name(style: str) -> str:
+    # Split names must be word characters; style names use hyphens.
+    return "test_" + style.replace("-", "_")
+
+
+@dataclass
+class BuildPlan:
+    report: SourceReport
+    catalog: Catalog
+    training_styles: list[str]
+    held_out_styles: list[str]
+    seed: int
+    validation_fraction: float
+
+    def split_of(self, concept: Concept, style: str) -> str:
+        if style in self.held_out_styles:
+            return test_split_name(style)
+        return assign_split(concept.split_key, self.seed, self.validation_fraction)
+
+    def styles_of(self, split: str) -> list[str]:
+        if split in ("train", "validation"):
+            return self.training_styles
+        return [style for style in self.held_out_styles if test_split_name(style) == split]
+
+    @property
+    def split_names(self) -> list[str]:
+        return ["train", "validation"] + [test_split_name(style) for style in self.held_out_styles]
+
+
+def plan_build(
+    styles: Sequence[str] | None = None,
+    held_out_styles: Sequence[str] = DEFAULT_HELD_OUT_STYLES,
+    npm_dir: str | os.PathLike[str] | None = None,
+    include_skin_tones: bool = False,
+    limit: int | None = None,
+    seed: int = 0,
+    validation_fraction: float = 0.1,
+) -> BuildPlan:
+    report = discover_sources(tuple(styles) if styles else None, npm_dir)
+    held_out = list(dict.fromkeys(held_out_styles))
+    absent = [style for style in held_out if style not in report.found]
+    if absent:
+        reasons = "; ".join(f"{s.label}: {why}" for s, why in report.not_used if s.style in absent)
+        raise ValueError(
+            f"Held-out styles {absent} are not available (found: {sorted(report.found)}). "
+            f"Install their packages or pick held-out styles among those found. {reasons}"
+        )
+    training = [style for style in report.found if style not in held_out]
+    if not training:
+        raise ValueError(
+            f"Every available style ({sorted(report.found)}) is held out; leave at least one for training."
+        )
+    if not 0.0 <= validation_fraction < 1.0:
+        raise ValueError(f"validation_fraction must be in [0, 1), got {validation_fraction}")
+    catalog = load_catalog(npm_dir, include_skin_tones=include_skin_tones)
+    if limit is not None:
+        catalog = _limited(catalog, limit, seed)
+    return BuildPlan(report, catalog, training, held_out, seed, validation_fraction)
+
+
+def _limited(catalog: Catalog, limit: int, seed: int) -> Catalog:
+    """A seeded sample of ``limit`` base concepts (with their skin tones) spread over all categories."""
+    bases = [concept for concept in catalog.concepts if concept.base_key is None]
+    if limit < 1:
+        raise ValueError(f"limit must be a positive number of concepts, got {limit}")
+    chosen = {concept.key for concept in random.Random(seed).sample(bases, min(limit, len(bases)))}
+    concepts = [concept for concept in catalog.concepts if concept.split_key in chosen]
+    return Catalog(concepts=concepts, metadata_sources=catalog.metadata_sources)
+
+
+def prepare_output_dir(out_dir: str | os.PathLike[str]) -> Path:
+    """An empty folder for a dataset, replacing an earlier build but nothing else."""
+    path = Path(out_dir).expanduser()
+    if path.exists() and any(path.iterdir()):
+        if not (path / "dataset_dict.json").is_file():
+            raise FileExistsError(
+                f"{path} exists and holds something other than an earlier build; choose an empty or new folder."
+            )
+        shutil.rmtree(path)  # stale splits of an earlier build would otherwise linger beside the new ones
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -1,0 +1,219 @@
+"""`hf-limber data emoji-scenes`: canvases with 1-3 emoji, COCO-style captions and VQA-style questions."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from PIL import Image, ImageDraw
+from tqdm.auto import tqdm
+
+from .catalog import Concept
+from .language import noun_phrase
+from .plan import DEFAULT_HELD_OUT_STYLES, plan_build, prepare_output_dir, test_split_name
+from .render import TileCache, parse_colour, png_bytes
+from .scene_text import Placed, captions, questions
+
+if TYPE_CHECKING:
+    from datasets import DatasetDict, Features
+
+# Well separated hues, so a colour name is never in doubt at low resolution.
+PATCH_COLOURS: dict[str, tuple[int, int, int]] = {
+    "red": (220, 38, 38),
+    "green": (22, 163, 74),
+    "blue": (37, 99, 235),
+    "yellow": (250, 204, 21),
+    "purple": (147, 51, 234),
+    "orange": (249, 115, 22),
+}
+# Of a grid cell's side; a large emoji still leaves a rim of its coloured square visible.
+SIZE_FRACTIONS = {"small": 0.45, "large": 0.75}
+PATCH_PROBABILITY = 0.4
+PATCH_INSET = 0.04  # leaves a background gap between neighbouring patches
+
+
+def scene_features() -> Features:
+    from datasets import Features, Image, Sequence, Value
+
+    return Features(
+        {
+            "image": Image(),
+            "scene_id": Value("string"),
+            "style": Value("string"),
+            "captions": Sequence(Value("string")),
+            "objects": [
+                {
+                    "name": Value("string"), "noun": Value("string"), "codepoints": Value("string"),
+                    "category": Value("string"), "size": Value("string"), "patch_color": Value("string"),
+                    "row": Value("int32"), "col": Value("int32"), "box": Sequence(Value("int32"), length=4),
+                }
+            ],
+            "questions": [
+                {
+                    "question": Value("string"), "question_type": Value("string"), "answer_type": Value("string"),
+                    "answers": Sequence(Value("string"), length=10), "multiple_choice_answer": Value("string"),
+                }
+            ],
+        }
+    )
+
+
+def scene_noun(concept: Concept) -> str | None:
+    """The noun a caption uses for a concept, or None when it does not read as one thing."""
+    if concept.category == "Component" or concept.base_key is not None:
+        return None
+    noun = noun_phrase(concept.name)
+    return None if any(mark in noun for mark in "(,:") else noun
+
+
+class SceneComposer:
+    """Draws one scene: distinct cells, sizes and patches chosen by the scene's own RNG."""
+
+    def __init__(self, cache: TileCache, image_size: int, grid: int, background: tuple[int, int, int]) -> None:
+        if grid not in (2, 3):
+            raise ValueError(f"grid must be 2 or 3 cells a side (positions are named for those), got {grid}")
+        self.cache, self.image_size, self.grid, self.background = cache, image_size, grid, background
+        self.cell = image_size / grid
+
+    def compose(self, style: str, source, index: dict[str, str], pool: list[Concept], rng: random.Random):
+        count = rng.randint(1, 3)
+        cells = rng.sample([(r, c) for r in range(self.grid) for c in range(self.grid)], count)
+        colours = rng.sample(list(PATCH_COLOURS), count)  # distinct, so "the red square" names one emoji
+        canvas = Image.new("RGB", (self.image_size, self.image_size), self.background)
+        draw = ImageDraw.Draw(canvas)
+        placed: list[Placed] = []
+        used: set[str] = set()
+        for (row, col), colour in zip(cells, colours):
+            size = rng.choice(list(SIZE_FRACTIONS))
+            pixels = round(SIZE_FRACTIONS[size] * self.cell)
+            concept, tile = self._draw_concept(source, index, pool, used, pixels, rng)
+            patch = colour if rng.random() < PATCH_PROBABILITY else None
+            left, top = col * self.cell, row * self.cell
+            if patch:
+                inset = PATCH_INSET * self.cell
+                box = (round(left + inset), round(top + inset), round(left + self.cell - inset) - 1, round(top + self.cell - inset) - 1)
+                draw.rounded_rectangle(box, radius=round(self.cell * 0.08), fill=PATCH_COLOURS[patch])
+            # Jitter inside the cell keeps layouts varied while relations stay exact; on a
+            # square the emoji sits centred so the colour shows on every side.
+            room = 0.0 if patch else self.cell - pixels
+            x = round(left + (self.cell - pixels) / 2 if patch else left + rng.uniform(0, room))
+            y = round(top + (self.cell - pixels) / 2 if patch else top + rng.uniform(0, room))
+            canvas.paste(tile, (x, y), tile)
+            placed.append(
+                Placed(
+                    noun=scene_noun(concept), name=concept.name, codepoints=concept.codepoints,
+                    category=concept.category, size=size, patch=patch, row=row, col=col,
+                    box=(x, y, x + pixels, y + pixels),
+                )
+            )
+        return canvas, placed
+
+    def _draw_concept(self, source, index, pool, used, pixels, rng):
+        # Retry on the rare unreadable file: the cache counts it, the scene takes another concept.
+        for _ in range(20):
+            concept = rng.choice(pool)
+            if concept.key in used:
+                continue
+            tile = self.cache.tile(source, concept.key, index[concept.key], pixels)
+            if tile is not None:
+                used.add(concept.key)
+                return concept, tile
+        raise RuntimeError(f"No readable artwork left in style {source.style!r} after 20 tries; check the source files.")
+
+
+def build_emoji_scenes(
+    out_dir: str | os.PathLike[str],
+    styles: Sequence[str] | None = None,
+    held_out_styles: Sequence[str] = DEFAULT_HELD_OUT_STYLES,
+    num_scenes: int = 4000,
+    num_test_scenes: int = 500,
+    image_size: int = 128,
+    grid: int = 2,
+    background: str | tuple[int, int, int] = "white",
+    captions_per_scene: int = 5,
+    seed: int = 0,
+    limit: int | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    npm_dir: str | os.PathLike[str] | None = None,
+    validation_fraction: float = 0.1,
+    progress: bool = True,
+) -> DatasetDict:
+    """Build and save the scene dataset; returns the saved ``DatasetDict``.
+
+    ``num_scenes`` are drawn in training styles and split into ``train`` and ``validation``
+    (validation scenes use only validation concepts); each held-out style gets
+    ``num_test_scenes`` in ``test_<style>``. Every scene is drawn from its own seeded RNG,
+    so a scene does not change when other parameters change the number of scenes.
+    """
+    from datasets import Dataset, DatasetDict
+
+    started = time.perf_counter()
+    plan = plan_build(styles, held_out_styles, npm_dir, False, limit, seed, validation_fraction)
+    out = prepare_output_dir(out_dir)
+    fill = parse_colour(background)
+    background_name = background if isinstance(background, str) and not background.startswith("#") else "plain"
+    cache = TileCache(cache_dir)
+    composer = SceneComposer(cache, image_size, grid, fill)
+    indexes = {style: source.index(plan.catalog) for style, source in plan.report.found.items()}
+    candidates = [c for c in plan.catalog.concepts if scene_noun(c)]
+    all_nouns = sorted({scene_noun(c) for c in candidates})
+
+    num_validation = round(num_scenes * validation_fraction)
+    counts = {"train": num_scenes - num_validation, "validation": num_validation}
+    counts |= {test_split_name(style): num_test_scenes for style in plan.held_out_styles}
+    pools = {
+        (split, style): [c for c in candidates if c.key in indexes[style] and plan.split_of(c, style) == split]
+        for style in plan.report.found
+        for split in plan.split_names
+    }
+    splits = {}
+    for split, total in counts.items():
+        styles_here = plan.styles_of(split)
+        rows = []
+        for i in tqdm(range(total), desc=f"scenes {split}", disable=not progress, unit="scene"):
+            rng = random.Random(f"{seed}/{split}/{i}")
+            style = rng.choice(styles_here)
+            pool = pools[split, style]
+            if len(pool) < 3:
+                raise ValueError(
+                    f"Style {style!r} has only {len(pool)} usable concepts for split {split!r}; "
+                    "raise --limit or lower --validation-fraction."
+                )
+            image, placed = composer.compose(style, plan.report.found[style], indexes[style], pool, rng)
+            present = {o.noun for o in placed}
+            absent = rng.choice([noun for noun in all_nouns if noun not in present])
+            rows.append(
+                {
+                    "image": {"bytes": png_bytes(image), "path": None},
+                    "scene_id": f"{split}-{i:06d}",
+                    "style": style,
+                    "captions": captions(placed, grid, background_name, rng, captions_per_scene),
+                    "objects": [
+                        {"name": o.name, "noun": o.noun, "codepoints": o.codepoints, "category": o.category,
+                         "size": o.size, "patch_color": o.patch, "row": o.row, "col": o.col, "box": list(o.box)}
+                        for o in placed
+                    ],
+                    "questions": questions(placed, absent, grid, rng),
+                }
+            )
+        splits[split] = Dataset.from_list(rows, features=scene_features())
+    dataset = DatasetDict(splits)
+    dataset.save_to_disk(str(out))
+
+    from .card import build_report, write_scenes_card
+
+    report = build_report(plan, indexes, dataset, cache, concepts_considered=len(candidates))
+    report["parameters"] = {
+        "styles": list(plan.report.found), "held_out_styles": plan.held_out_styles, "num_scenes": num_scenes,
+        "num_test_scenes": num_test_scenes, "image_size": image_size, "grid": grid, "background": list(fill),
+        "captions_per_scene": captions_per_scene, "seed": seed, "limit": limit,
+        "validation_fraction": validation_fraction,
+    }
+    write_scenes_card(out, dataset, plan, report)
+    report["build_seconds"] = round(time.perf_counter() - started, 1)
+    (out / "build_report.json").write_text(json.dumps(report, indent=2) + "\n")
+    return dataset
