@@ -7,6 +7,7 @@ and 16-bit or float images are scaled down to 8 bits instead of being clipped.
 
 from __future__ import annotations
 
+import copy
 import html
 import io
 from collections.abc import Sequence
@@ -44,7 +45,7 @@ def to_rgb(image: Image.Image, background: tuple[int, int, int] = (255, 255, 255
     if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         values = np.asarray(image, dtype=np.float64)
         peak = 65535.0 if image.mode.startswith("I;16") else max(float(values.max()), 255.0)
-        image = Image.fromarray(np.clip(values / peak * 255.0, 0, 255).astype(np.uint8), mode="L")
+        image = Image.fromarray(np.clip(values / peak * 255.0, 0, 255).astype(np.uint8))
     if image.mode == "P" and "transparency" in image.info:
         image = image.convert("RGBA")
     if image.mode in ("RGBA", "LA", "PA", "La", "RGBa"):
@@ -90,7 +91,8 @@ class ClipProcessor(ProcessorMixin):
 
     @classmethod
     def for_config(cls, config: ClipConfig, tokenizer: CLIPTokenizer) -> "ClipProcessor":
-        """A processor matching a model's image size and context length."""
+        """A processor matching a model's image size and context length (the tokenizer is copied)."""
+        tokenizer = copy.deepcopy(tokenizer)
         tokenizer.model_max_length = config.text_config.max_position_embeddings
         return cls(clip_image_processor(config.vision_config.image_size), tokenizer)
 

@@ -30,13 +30,15 @@ class _BlockwiseLogSumExp(torch.autograd.Function):
     """`lse_i = log Σ_j exp(s · q_i·k_j)` over all rows j of `k`, holding one `len(q) × block` tile at a time.
 
     Forward merges the tiles' LSEs online (`logaddexp`) and saves only q, k, s and the
-    b-vector lse. Backward recomputes each tile, turns it into softmax probabilities
-    `p_ij = exp(s q_i·k_j − lse_i)` and accumulates the exact gradients
+    b-vector lse. Backward recomputes each tile as softmax weights `p_ij = exp(s q_i·k_j − lse_i)`
+    and accumulates the exact gradients (g = ∂loss/∂lse)
 
-        ∂lse_i/∂q_i = s Σ_j p_ij k_j,   ∂lse_i/∂k_j = s p_ij q_i,   ∂lse_i/∂s = Σ_j p_ij q_i·k_j.
+        ∂/∂q_i = s Σ_j g_i p_ij k_j,   ∂/∂k_j = s Σ_i g_i p_ij q_i,   ∂/∂s = Σ_ij g_i p_ij q_i·k_j = Σ_i q_i · G_i,
 
-    The same idea as blockwise attention / Inf-CL, in plain matmuls instead of a kernel.
-    Tiles are computed in at least float32 so half-precision features do not lose the LSE.
+    where G_i = Σ_j g_i p_ij k_j is the q-gradient before the factor s — so the scale's
+    gradient needs no second tile. The same idea as blockwise attention / Inf-CL, in plain
+    matmuls instead of a kernel. The exp/log work runs in at least float32 so that
+    half-precision features do not lose the LSE.
     """
 
     @staticmethod
@@ -45,7 +47,10 @@ class _BlockwiseLogSumExp(torch.autograd.Function):
         lse = q.new_full((q.shape[0],), float("-inf"), dtype=acc_dtype)
         for start in range(0, k.shape[0], block_size):
             tile = (q @ k[start : start + block_size].mT).to(acc_dtype).mul_(scale)
-            lse = torch.logaddexp(lse, torch.logsumexp(tile, dim=1))
+            # logsumexp in place: torch.logsumexp would allocate a second tile.
+            tile_max = tile.amax(dim=1)
+            tile_lse = tile.sub_(tile_max[:, None]).exp_().sum(dim=1).log_().add_(tile_max)
+            lse = torch.logaddexp(lse, tile_lse)
         ctx.save_for_backward(q, k, scale, lse)
         ctx.block_size = block_size
         return lse
@@ -54,20 +59,16 @@ class _BlockwiseLogSumExp(torch.autograd.Function):
     @once_differentiable
     def backward(ctx: FunctionCtx, grad_lse: Tensor) -> tuple[Tensor, Tensor, Tensor, None]:
         q, k, scale, lse = ctx.saved_tensors
-        # grad_q sums over all blocks, so it accumulates in the LSE's precision.
-        grad_q, grad_k = torch.zeros_like(q, dtype=lse.dtype), torch.empty_like(k)
-        grad_scale = torch.zeros((), dtype=lse.dtype, device=lse.device)
+        # G sums over all blocks, so it accumulates in the LSE's precision.
+        grad_q_unscaled, grad_k = torch.zeros_like(q, dtype=lse.dtype), torch.empty_like(k)
         for start in range(0, k.shape[0], ctx.block_size):
             k_block = k[start : start + ctx.block_size]
-            dots = (q @ k_block.mT).to(lse.dtype)
-            # weight_ij = p_ij · ∂loss/∂lse_i, the gradient that reaches the logit s q_i·k_j.
-            weight = dots.mul(scale).sub_(lse[:, None]).exp_().mul_(grad_lse[:, None])
-            grad_scale += torch.dot(weight.view(-1), dots.view(-1))
-            weight = weight.to(q.dtype)
-            grad_q += weight @ k_block
+            weight = (q @ k_block.mT).to(lse.dtype).mul_(scale).sub_(lse[:, None]).exp_().mul_(grad_lse[:, None])
+            weight = weight.to(q.dtype)  # g_i p_ij
+            grad_q_unscaled += weight @ k_block
             grad_k[start : start + ctx.block_size] = weight.mT @ q
-        # The logit is s·(q·k): the factor s is applied once here instead of on every tile.
-        return grad_q.mul_(scale).to(q.dtype), grad_k.mul_(scale), grad_scale.to(scale.dtype), None
+        grad_scale = torch.dot(q.to(lse.dtype).reshape(-1), grad_q_unscaled.view(-1))
+        return grad_q_unscaled.mul_(scale).to(q.dtype), grad_k.mul_(scale), grad_scale.to(scale.dtype), None
 
 
 class ContrastiveLoss(nn.Module):

@@ -1,0 +1,324 @@
+"""Image-text pairs at scale: datasets folders, imagefolders, Hub ids and webdataset shards.
+
+Every source becomes a stream of ``{"image": PIL RGB image, "text": str}``. Sharding
+across processes is `datasets.distributed.split_dataset_by_node`; sharding across
+DataLoader workers is the `datasets.IterableDataset` default (shards are dealt out to
+workers). What `datasets` lacks is tolerance: a corrupt image, a caption that is not
+UTF-8 or a truncated tar ends its stream with an exception. Here they are skipped and
+counted in a `SkipCounter` that DataLoader workers share with the main process, and
+`SkippedSamplesCallback` puts the count in the Trainer's logs.
+
+Tar shards are read by our own generator (``load_dataset("webdataset")`` raises on a
+bad member mid-shard); datasets' `from_generator` still does the sharding, since it
+deals out the shard list in ``gen_kwargs``.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import multiprocessing
+import os
+import tarfile
+from collections.abc import Iterator, Sequence
+from glob import glob
+from multiprocessing import context as mp_context
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from PIL import Image
+
+if TYPE_CHECKING:
+    from datasets import Dataset, IterableDataset
+
+logger = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp", "bmp", "gif")
+TEXT_EXTENSIONS = ("txt", "text", "caption")
+TEXT_COLUMNS = ("text", "caption", "captions", "txt")
+STREAM_SHARDS = 64  # shards made from a map-style dataset: divisible by common world sizes and worker counts
+
+
+class SkipCounter:
+    """How many samples a stream skipped, shared by the process that made it and its workers.
+
+    The count lives in shared memory, so DataLoader workers (forked or spawned) add to the
+    number the main process reads. Copies of a dataset share one counter.
+    """
+
+    def __init__(self) -> None:
+        self._shared = multiprocessing.Value("q", 0)
+
+    @property
+    def value(self) -> int:
+        return int(self._shared.value)
+
+    def add(self, count: int = 1) -> None:
+        with self._shared.get_lock():
+            self._shared.value += count
+
+    def __deepcopy__(self, memo: dict) -> SkipCounter:
+        return self
+
+    def __reduce__(self) -> tuple:
+        if mp_context.get_spawning_popen() is not None:  # handing over to a spawned worker: share
+            return (_shared_counter, (self._shared,))
+        # Other pickles (datasets hashes transforms) cannot carry shared memory; they get a copy.
+        return (_detached_counter, (self.value,))
+
+    def __repr__(self) -> str:
+        return f"SkipCounter(value={self.value})"
+
+
+def _shared_counter(shared: Any) -> SkipCounter:
+    counter = SkipCounter.__new__(SkipCounter)
+    counter._shared = shared
+    return counter
+
+
+def _detached_counter(value: int) -> SkipCounter:
+    counter = SkipCounter()
+    counter.add(value)
+    return counter
+
+
+def skipped_samples_callback(counter: SkipCounter, key: str = "skipped_samples"):
+    """A `transformers.TrainerCallback` that adds ``counter.value`` to every log entry.
+
+    Counts are per process (each rank has its own stream). Insert it first
+    (``trainer.callback_handler.callbacks.insert(0, cb)``) if reporting integrations
+    such as TensorBoard should see the number too; added with ``callbacks=[...]`` it
+    reaches the printed logs and ``trainer.state.log_history``.
+    """
+    from transformers import TrainerCallback
+
+    class SkippedSamplesCallback(TrainerCallback):
+        def __init__(self) -> None:
+            self.counter, self.key = counter, key
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs is not None:
+                logs[self.key] = self.counter.value
+            if state.log_history:
+                state.log_history[-1][self.key] = self.counter.value
+
+    return SkippedSamplesCallback()
+
+
+def tar_shards(source: str | os.PathLike[str] | Sequence[str]) -> list[str] | None:
+    """The tar shards a source names (a .tar path, a glob, a folder of .tar files, a list), or None."""
+    if isinstance(source, (list, tuple)):
+        return [str(path) for path in source]
+    text = str(source)
+    if any(mark in text for mark in "*?["):
+        return sorted(glob(text)) or None
+    if text.endswith(".tar"):
+        return [text]
+    if Path(text).is_dir():
+        return sorted(str(path) for path in Path(text).glob("*.tar")) or None
+    return None
+
+
+def _sample(key: str, fields: dict[str, bytes]) -> dict[str, Any]:
+    image_ext = next((ext for ext in IMAGE_EXTENSIONS if ext in fields), None)
+    text_ext = next((ext for ext in TEXT_EXTENSIONS if ext in fields), None)
+    error, text = None, None
+    if image_ext is None:
+        error = f"no image file ({', '.join(IMAGE_EXTENSIONS)})"
+    elif text_ext is None:
+        error = f"no caption file ({', '.join(TEXT_EXTENSIONS)})"
+    else:
+        try:
+            text = fields[text_ext].decode("utf-8")
+        except UnicodeDecodeError as exc:
+            error = f"caption is not UTF-8: {exc}"
+    image = {"bytes": fields[image_ext], "path": f"{key}.{image_ext}"} if image_ext and not error else None
+    return {"key": key, "image": image, "text": text, "error": error}
+
+
+def iter_tar_samples(shards: list[str]) -> Iterator[dict[str, Any]]:
+    """Samples of img2dataset-style shards: members ``KEY.jpg`` + ``KEY.txt`` next to each other.
+
+    A shard that cannot be read on (truncated, not a tar) yields one error record and the
+    stream moves to the next shard.
+    """
+    import fsspec
+
+    for shard in shards:
+        key, fields = None, {}
+        try:
+            with fsspec.open(shard, "rb") as raw, tarfile.open(fileobj=raw, mode="r|*") as archive:
+                for member in archive:
+                    if not member.isfile() or "." not in Path(member.name).name:
+                        continue
+                    name = member.name
+                    stem, ext = name[: name.index(".", name.rfind("/") + 1)], name.rsplit(".", 1)[-1].lower()
+                    if key is not None and stem != key:
+                        yield _sample(key, fields)
+                        fields = {}
+                    key = stem
+                    fields[ext] = archive.extractfile(member).read()
+            if key is not None:
+                yield _sample(key, fields)
+        except (tarfile.TarError, OSError, EOFError) as error:
+            yield {"key": f"{shard}:{key}", "image": None, "text": None, "error": f"unreadable shard {shard}: {error}"}
+
+
+def _check(example: dict[str, Any]) -> tuple[str | None, Image.Image | None, str | None]:
+    """(why the sample is unusable or None, decoded image, caption)."""
+    reason, image = example.get("error"), None
+    text = example.get("text")
+    if isinstance(text, list):  # several reference captions: train on the first
+        text = text[0] if text else None
+    if not reason:
+        try:
+            image = _open_image(example["image"])
+        except Exception as error:  # PIL raises many types for bad bytes
+            reason = f"image cannot be decoded: {error}"
+    if not reason and not (isinstance(text, str) and text.strip()):
+        reason = "no caption"
+    return reason, image, text
+
+
+class DecodeOrSkip:
+    """Decodes one sample's image; flags any sample that cannot be used and counts it."""
+
+    def __init__(self, counter: SkipCounter) -> None:
+        self.counter = counter
+
+    def __call__(self, example: dict[str, Any]) -> dict[str, Any]:
+        reason, image, text = _check(example)
+        if reason:
+            self.counter.add()
+            logger.warning("Skipping sample %s: %s", example.get("key") or _image_path(example.get("image")), reason)
+            return {"image": None, "text": None}
+        return {"image": image, "text": text}
+
+
+def _image_path(image: Any) -> str | None:
+    return image.get("path") if isinstance(image, dict) else None
+
+
+def _open_image(image: Any) -> Image.Image:
+    if image is None:
+        raise ValueError("no image")
+    if isinstance(image, Image.Image):
+        return image.convert("RGB")
+    data = image.get("bytes")
+    with Image.open(io.BytesIO(data) if data is not None else image["path"]) as opened:
+        return opened.convert("RGB")  # convert() loads the pixels, so truncation fails here
+
+
+def _is_usable(example: dict[str, Any]) -> bool:
+    return example["image"] is not None
+
+
+def _node(rank: int | None, world_size: int | None) -> tuple[int, int]:
+    """This process's rank and the world size: explicit, torch.distributed, or the launcher's env."""
+    if rank is not None and world_size is not None:
+        return rank, world_size
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+def _columns(features: Any, image_column: str | None, text_column: str | None) -> tuple[str, str]:
+    from datasets import Image as ImageFeature
+
+    names = list(features or {})
+    image = image_column or next((n for n in names if isinstance(features[n], ImageFeature)), None)
+    text = text_column or next((n for n in TEXT_COLUMNS if n in names), None)
+    if image is None or text is None:
+        raise ValueError(
+            f"Cannot tell the image and text columns among {names}; pass image_column= and text_column=."
+        )
+    return image, text
+
+
+def _open_source(source: str, split: str, streaming: bool) -> Dataset | IterableDataset:
+    from datasets import Dataset, DatasetDict, load_dataset, load_from_disk
+
+    path = Path(source).expanduser()
+    if (path / "dataset_dict.json").is_file() or (path / "state.json").is_file():
+        loaded = load_from_disk(str(path))
+        if isinstance(loaded, DatasetDict):
+            if split not in loaded:
+                raise ValueError(f"{path} has splits {list(loaded)}, not {split!r}; pass split=.")
+            loaded = loaded[split]
+        assert isinstance(loaded, Dataset)
+        return loaded.to_iterable_dataset(num_shards=max(1, min(STREAM_SHARDS, len(loaded)))) if streaming else loaded
+    if path.is_dir():
+        if not any((path / name).is_file() for name in ("metadata.jsonl", "metadata.csv", "metadata.parquet")):
+            raise ValueError(
+                f"{path} is neither a saved dataset (save_to_disk) nor an imagefolder with metadata.jsonl, "
+                "nor a folder of .tar shards."
+            )
+        return load_dataset("imagefolder", data_dir=str(path), split=split, streaming=streaming)
+    return load_dataset(source, split=split, streaming=streaming)  # a Hub id, or a loading script
+
+
+def load_image_text_pairs(
+    source: str | os.PathLike[str] | Sequence[str],
+    split: str = "train",
+    *,
+    streaming: bool = True,
+    image_column: str | None = None,
+    text_column: str | None = None,
+    rank: int | None = None,
+    world_size: int | None = None,
+    counter: SkipCounter | None = None,
+) -> IterableDataset | Dataset:
+    """Image-text pairs as ``{"image": PIL.Image (RGB), "text": str}`` from any supported source.
+
+    ``source``: a folder written by ``save_to_disk`` (e.g. ``hf-limber data emoji``), an
+    imagefolder with ``metadata.jsonl``, webdataset tar shards (a path, glob, folder or
+    list), or a Hub dataset id. Streams are split across processes by ``rank`` /
+    ``world_size`` (default: torch.distributed, else ``RANK`` / ``WORLD_SIZE``) and across
+    DataLoader workers by shard; with accelerate, keep ``dispatch_batches=False`` so each
+    process reads its own part. Unusable samples are skipped and added to ``counter``,
+    which is also set as the result's ``skip_counter`` attribute. With ``streaming=False``
+    a map-style dataset is returned after one checking pass (no per-process split:
+    the Trainer's sampler does that).
+    """
+    from datasets import Dataset, Features, Image, IterableDataset, Value
+
+    counter = counter if counter is not None else SkipCounter()
+    shards = tar_shards(source)
+    if shards is not None:
+        features = Features({"key": Value("string"), "image": Image(decode=False), "text": Value("string"), "error": Value("string")})
+        make = IterableDataset.from_generator if streaming else Dataset.from_generator
+        raw = make(iter_tar_samples, gen_kwargs={"shards": shards}, features=features)
+        image_column, text_column = "image", "text"
+    else:
+        raw = _open_source(str(source), split, streaming)
+        image_column, text_column = _columns(raw.features, image_column, text_column)
+        raw = raw.select_columns([image_column, text_column]).cast_column(image_column, Image(decode=False))
+        if image_column != "image" or text_column != "text":
+            raw = raw.rename_columns({image_column: "image", text_column: "text"})
+
+    if streaming:
+        rank, world_size = _node(rank, world_size)
+        if world_size > 1:
+            from datasets.distributed import split_dataset_by_node
+
+            raw = split_dataset_by_node(raw, rank=rank, world_size=world_size)
+        extra = [name for name in ("key", "error") if name in (raw.column_names or [])]
+        pairs = raw.map(DecodeOrSkip(counter), remove_columns=extra).filter(_is_usable)
+    else:
+        checked = raw.filter(_is_decodable)
+        counter.add(len(raw) - len(checked))
+        pairs = checked.select_columns(["image", "text"]).cast_column("image", Image())
+        if not isinstance(pairs.features["text"], Value):
+            pairs = pairs.map(_first_caption)
+    pairs.skip_counter = counter
+    return pairs
+
+
+def _is_decodable(example: dict[str, Any]) -> bool:
+    return _check(example)[0] is None
+
+
+def _first_caption(example: dict[str, Any]) -> dict[str, Any]:
+    return {"text": example["text"][0]}
