@@ -24,6 +24,7 @@ from .clip import (
     list_presets,
 )
 from .clip.processing_clip import ClipProcessor
+from .limber import LimberConfig, LimberForCausalLM, LimberProcessor
 
 __version__ = "0.1.0"
 
@@ -38,6 +39,9 @@ def _register_auto_classes() -> None:
         AutoModel.register(config_class, model_class, exist_ok=True)
     AutoModelForZeroShotImageClassification.register(ClipConfig, ClipModel, exist_ok=True)
     AutoProcessor.register(ClipConfig, ClipProcessor, exist_ok=True)
+    AutoConfig.register(LimberConfig.model_type, LimberConfig, exist_ok=True)
+    AutoModel.register(LimberConfig, LimberForCausalLM, exist_ok=True)
+    AutoProcessor.register(LimberConfig, LimberProcessor, exist_ok=True)
     # Every saved folder also carries the code (auto_map), so users with only transformers can load
     # it with trust_remote_code=True.
     ClipConfig.register_for_auto_class()
@@ -51,5 +55,5 @@ _register_auto_classes()
 __all__ = [
     "ClipConfig", "ClipModel", "ClipOutput", "ClipProcessor", "ClipTextConfig", "ClipTextModel",
     "ClipTextModelWithProjection", "ClipVisionConfig", "ClipVisionModel", "ClipVisionModelWithProjection",
-    "list_presets",
+    "LimberConfig", "LimberForCausalLM", "LimberProcessor", "list_presets",
 ]

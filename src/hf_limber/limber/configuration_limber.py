@@ -1,0 +1,114 @@
+"""LimberConfig: a frozen image encoder, a frozen causal LM, and the one linear map between them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from transformers import AutoConfig, PretrainedConfig
+
+FEATURES = ("tokens", "pooled")
+ENCODER_LIBRARIES = ("transformers", "timm")
+
+
+def _as_config(value: dict | PretrainedConfig | None, what: str) -> PretrainedConfig | None:
+    if value is None or isinstance(value, PretrainedConfig):
+        return value
+    value = dict(value)
+    model_type = value.pop("model_type", None)
+    if model_type is None:
+        raise ValueError(f"LimberConfig.{what}: the dict has no model_type. Pass a transformers config or its to_dict().")
+    return AutoConfig.for_model(model_type, **value)
+
+
+class LimberConfig(PretrainedConfig):
+    """Everything a LiMBeR model needs, read off the two parts' configs.
+
+    Args:
+        vision_config: the image encoder's transformers config (None for a timm encoder).
+        text_config: the causal LM's config (any `AutoModelForCausalLM` architecture).
+        timm_model / timm_kwargs: the timm architecture (and its arguments) when the encoder is timm's.
+        image_size / image_feature_size / num_feature_tokens: the encoder's input side and the
+            width and count of its per-token features; `from_parts` measures them on the encoder.
+        features: "tokens" projects every grid/patch token with the same matrix (the paper's CLIP
+            and BEiT setting, k = number of tokens); "pooled" projects the pooled vector to k·d and
+            splits it into k tokens (the paper's NF-ResNet setting).
+        feature_layer: which encoder output: -1 is the final one (`last_hidden_state`), other
+            values index `hidden_states` (LLaVA uses -2).
+        drop_class_token: drop the encoder's leading class token from per-token features (LiMBeR
+            drops BEiT's; a ResNet grid has none).
+        num_pooled_tokens: k for pooled features.
+        image_token / image_token_id: the placeholder the processor puts k times into `input_ids`
+            (the marker for it in prompt text, and its id: by default the first id past the LM's
+            vocabulary, so it never collides with text and the LM never embeds it).
+        prompt: the text after the image tokens when captioning.
+        projection_dropout: dropout on the projected tokens during training (LiMBeR: 0.1).
+        vision_source / text_source: where the frozen parts load from, for the small adapter form.
+        saved_parts: "adapter" (projection only) or "full", as written by `save_pretrained`.
+    """
+
+    model_type = "limber"
+    sub_configs = {"vision_config": AutoConfig, "text_config": AutoConfig}
+
+    def __init__(
+        self,
+        vision_config: dict | PretrainedConfig | None = None,
+        text_config: dict | PretrainedConfig | None = None,
+        timm_model: str | None = None,
+        timm_kwargs: dict | None = None,
+        image_size: int = 224,
+        image_feature_size: int | None = None,
+        num_feature_tokens: int | None = None,
+        has_class_token: bool = False,
+        features: str = "tokens",
+        feature_layer: int = -1,
+        drop_class_token: bool = True,
+        num_pooled_tokens: int = 1,
+        image_token: str = "<image>",
+        image_token_id: int | None = None,
+        prompt: str = "A picture of",
+        projection_dropout: float = 0.1,
+        vision_source: str | None = None,
+        text_source: str | None = None,
+        saved_parts: str = "full",
+        **kwargs: Any,
+    ) -> None:
+        self.vision_config = _as_config(vision_config, "vision_config")
+        self.text_config = _as_config(text_config, "text_config")
+        self.timm_model = timm_model
+        self.timm_kwargs = timm_kwargs or {}
+        self.image_size = image_size
+        self.image_feature_size = image_feature_size
+        self.num_feature_tokens = num_feature_tokens
+        self.has_class_token = has_class_token
+        self.features = features
+        self.feature_layer = feature_layer
+        self.drop_class_token = drop_class_token
+        self.num_pooled_tokens = num_pooled_tokens
+        self.image_token = image_token
+        self.image_token_id = image_token_id
+        self.prompt = prompt
+        self.projection_dropout = projection_dropout
+        self.vision_source = vision_source
+        self.text_source = text_source
+        self.saved_parts = saved_parts
+        super().__init__(**kwargs)
+        if self.image_token_id is None and self.text_config is not None:
+            # The first id past the LM's vocabulary: it can never collide with a text token.
+            self.image_token_id = self.text_config.get_text_config().vocab_size
+        if features not in FEATURES:
+            raise ValueError(f"LimberConfig.features: unknown {features!r}. Use one of {FEATURES}.")
+        if num_pooled_tokens < 1:
+            raise ValueError("LimberConfig.num_pooled_tokens: k must be at least 1.")
+
+    @property
+    def num_image_tokens(self) -> int:
+        """k: how many soft-prompt vectors one image becomes."""
+        if self.features == "pooled":
+            return self.num_pooled_tokens
+        if self.num_feature_tokens is None:
+            raise ValueError("LimberConfig.num_feature_tokens is unknown; build the model with LimberForCausalLM.from_parts.")
+        return self.num_feature_tokens - int(self.has_class_token and self.drop_class_token)
+
+    @property
+    def lm_hidden_size(self) -> int:
+        return self.text_config.get_text_config().hidden_size

@@ -1,0 +1,243 @@
+"""LimberForCausalLM: frozen image encoder -> one trained linear map -> k soft prompts -> frozen causal LM.
+
+Image positions are ordinary placeholder tokens in `input_ids` (transformers' Llava convention):
+the processor writes k of them per image, and the projected features are scattered into the
+embeddings there, so attention masks, padding and positions work as for plain text. The
+placeholder id lies outside the LM's vocabulary and never reaches the LM's embedding table.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file
+from torch import nn
+from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, PreTrainedModel
+from transformers.modeling_outputs import CausalLMOutputWithPast
+from transformers.utils import cached_file
+
+from .configuration_limber import LimberConfig
+from .encoders import encode, is_timm, measure, vision_part
+
+PROJECTION_PREFIX = "projection."
+IGNORE_INDEX = -100
+
+
+def _timm_create(name: str, **kwargs: Any) -> nn.Module:
+    try:
+        import timm
+    except ImportError:
+        raise ImportError(f"This LiMBeR model uses the timm encoder {name!r}: pip install timm") from None
+    return timm.create_model(name, pretrained=False, **kwargs)
+
+
+def load_image_encoder(source: str | os.PathLike, config: LimberConfig | None = None) -> nn.Module:
+    """The frozen image encoder saved at `source`: a transformers/hf_limber folder or Hub id, or a
+    folder with a timm state dict (`model.safetensors`) when the config names a timm model."""
+    if config is not None and config.timm_model:
+        model = _timm_create(config.timm_model, **(config.timm_kwargs or {}))
+        model.load_state_dict(load_file(cached_file(str(source), "model.safetensors")))
+        return model
+    source_config = AutoConfig.from_pretrained(source)
+    if getattr(source_config, "vision_config", None) is not None:
+        # A dual encoder: load only its image tower.
+        return AutoModel._model_mapping[type(source_config.vision_config)].from_pretrained(source)
+    return AutoModel.from_pretrained(source)
+
+
+def _freeze(module: nn.Module, loaded: bool) -> nn.Module:
+    module.requires_grad_(False)
+    module.eval()
+    if loaded:
+        # A part handed in ready-made must not be re-initialised by the wrapper's post_init. Parts
+        # built here from configs are left alone: from_pretrained still has to fill their
+        # non-persistent buffers (rotary frequencies, for one).
+        for submodule in module.modules():
+            submodule._is_hf_initialized = True
+    return module
+
+
+class LimberForCausalLM(PreTrainedModel):
+    config_class = LimberConfig
+    base_model_prefix = "limber"
+    main_input_name = "input_ids"
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+
+    def __init__(self, config: LimberConfig, image_encoder: nn.Module | None = None,
+                 language_model: PreTrainedModel | None = None) -> None:
+        super().__init__(config)
+        encoder_given, lm_given = image_encoder is not None, language_model is not None
+        if not encoder_given:
+            image_encoder = (_timm_create(config.timm_model, **(config.timm_kwargs or {})) if config.timm_model
+                             else AutoModel.from_config(config.vision_config))
+        if not lm_given:
+            language_model = AutoModelForCausalLM.from_config(config.text_config)
+        self.image_encoder = _freeze(image_encoder, loaded=encoder_given)
+        self.language_model = _freeze(language_model, loaded=lm_given)
+        k = config.num_image_tokens
+        outputs = config.lm_hidden_size * (k if config.features == "pooled" else 1)
+        self.projection = nn.Linear(config.image_feature_size, outputs)
+        self.projection_dropout = nn.Dropout(config.projection_dropout)
+        self.post_init()
+
+    @classmethod
+    def from_parts(
+        cls, image_encoder: nn.Module | str | os.PathLike, language_model: PreTrainedModel | str | os.PathLike,
+        **projection_options: Any,
+    ) -> "LimberForCausalLM":
+        """Join an image encoder and a causal LM (models or paths) with a new, trainable projection.
+
+        `projection_options` are LimberConfig fields: features, feature_layer, drop_class_token,
+        num_pooled_tokens, image_token, prompt, projection_dropout.
+        """
+        vision_source = str(image_encoder) if isinstance(image_encoder, (str, os.PathLike)) else None
+        text_source = str(language_model) if isinstance(language_model, (str, os.PathLike)) else None
+        if vision_source is not None:
+            image_encoder = load_image_encoder(vision_source)
+        if text_source is not None:
+            language_model = AutoModelForCausalLM.from_pretrained(text_source)
+        image_encoder = vision_part(image_encoder)
+        vision_source = vision_source or getattr(image_encoder, "name_or_path", None) or None
+        text_source = text_source or language_model.name_or_path or None
+        options = dict(projection_options)
+        shape = measure(image_encoder, options.get("feature_layer", -1))
+        features = options.get("features", "tokens")
+        timm_model = getattr(image_encoder, "pretrained_cfg", {}).get("architecture") if is_timm(image_encoder) else None
+        config = LimberConfig(
+            # Copies: the wrapper's own set-up must not touch the live parts' configs.
+            vision_config=None if timm_model else copy.deepcopy(image_encoder.config),
+            text_config=copy.deepcopy(language_model.config),
+            timm_model=timm_model,
+            image_size=shape.image_size,
+            image_feature_size=shape.pooled_size if features == "pooled" else shape.token_size,
+            num_feature_tokens=shape.num_tokens,
+            has_class_token=shape.has_class_token,
+            vision_source=vision_source, text_source=text_source,
+            **options,
+        )
+        return cls(config, image_encoder=image_encoder, language_model=language_model).eval()
+
+    # -- frozen parts ---------------------------------------------------------------------------
+
+    def train(self, mode: bool = True) -> "LimberForCausalLM":
+        super().train(mode)
+        self.image_encoder.eval()
+        self.language_model.eval()
+        # Checkpointed layers look at their own `training` flag: flip only that flag so gradient
+        # checkpointing works while every dropout below stays in eval mode.
+        for module in self.language_model.modules():
+            if getattr(module, "gradient_checkpointing", False):
+                module.training = mode
+        return self
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.language_model.get_input_embeddings()
+
+    @torch.no_grad()
+    def image_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """The encoder features the projection reads (what `hf-limber cache-features` stores)."""
+        pooled = self.config.features == "pooled"
+        features = encode(self.image_encoder, pixel_values, self.config.feature_layer, pooled=pooled)
+        if not pooled and self.config.has_class_token and self.config.drop_class_token:
+            features = features[:, 1:]
+        return features
+
+    def project(self, image_features: torch.Tensor) -> torch.Tensor:
+        """k soft-prompt vectors per image: (images, k, lm_hidden_size)."""
+        tokens = self.projection_dropout(self.projection(image_features.to(self.projection.weight.dtype)))
+        return tokens.view(tokens.shape[0], self.config.num_image_tokens, self.config.lm_hidden_size)
+
+    def embed(self, input_ids: torch.Tensor, pixel_values: torch.Tensor | None = None,
+              image_features: torch.Tensor | None = None) -> torch.Tensor:
+        """LM input embeddings with the projected image features at the placeholder positions."""
+        is_image = input_ids == self.config.image_token_id
+        embeds = self.get_input_embeddings()(input_ids.masked_fill(is_image, 0))
+        if pixel_values is None and image_features is None:
+            if is_image.any():
+                raise ValueError("input_ids hold image tokens but no pixel_values or image_features were given.")
+            return embeds
+        if image_features is None:
+            image_features = self.image_features(pixel_values)
+        tokens = self.project(image_features)
+        if int(is_image.sum()) != tokens.shape[0] * tokens.shape[1]:
+            raise ValueError(
+                f"input_ids hold {int(is_image.sum())} image tokens but {tokens.shape[0]} image(s) give "
+                f"{tokens.shape[0]} x {tokens.shape[1]} = {tokens.numel() // tokens.shape[-1]} soft prompts. "
+                "Prepare text and images together with the model's LimberProcessor."
+            )
+        return embeds.masked_scatter(is_image[..., None], tokens.to(embeds.dtype))
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        pixel_values: torch.Tensor | None = None,
+        image_features: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        **kwargs: Any,
+    ) -> CausalLMOutputWithPast:
+        if labels is not None:
+            # Never a loss on image positions, whatever the labels say.
+            labels = labels.masked_fill(input_ids == self.config.image_token_id, IGNORE_INDEX)
+        return self.language_model(
+            inputs_embeds=self.embed(input_ids, pixel_values, image_features),
+            attention_mask=attention_mask, labels=labels, use_cache=False, **kwargs,
+        )
+
+    @torch.no_grad()
+    def generate(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        pixel_values: torch.Tensor | None = None,
+        image_features: torch.Tensor | None = None,
+        **generate_kwargs: Any,
+    ) -> torch.Tensor:
+        """New tokens only. Images enter once, in the prefill embeddings; decoding then runs on the
+        LM's KV cache, with any `GenerationConfig` (greedy, beams, sampling). Pad batches on the left."""
+        return self.language_model.generate(
+            inputs_embeds=self.embed(input_ids, pixel_values, image_features),
+            attention_mask=attention_mask, **generate_kwargs,
+        )
+
+    # -- saving: the adapter (projection + config naming the parts) or everything ------------------
+
+    def save_pretrained(self, save_directory: str | os.PathLike, full: bool = False, **kwargs: Any) -> None:
+        """By default only the projection (a few MB) and a config naming the encoder and the LM;
+        `full=True` writes every weight."""
+        self.config.saved_parts = "full" if full else "adapter"
+        if not full:
+            state_dict = kwargs.pop("state_dict", None) or self.state_dict()
+            kwargs["state_dict"] = {k: v for k, v in state_dict.items() if k.startswith(PROJECTION_PREFIX)}
+        super().save_pretrained(save_directory, **kwargs)
+
+    @classmethod
+    def from_pretrained(
+        cls, pretrained_model_name_or_path: str | os.PathLike, *args: Any,
+        image_encoder: nn.Module | None = None, language_model: PreTrainedModel | None = None, **kwargs: Any,
+    ) -> "LimberForCausalLM":
+        """Loads both forms. An adapter loads its encoder and LM from the sources its config names,
+        or from the `image_encoder` / `language_model` given here."""
+        config = LimberConfig.from_pretrained(pretrained_model_name_or_path)
+        if getattr(config, "saved_parts", "full") == "full":
+            return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        if image_encoder is None:
+            if not config.vision_source:
+                raise ValueError("This LiMBeR adapter names no image encoder: pass image_encoder= to from_pretrained.")
+            image_encoder = load_image_encoder(config.vision_source, config)
+        if language_model is None:
+            if not config.text_source:
+                raise ValueError("This LiMBeR adapter names no language model: pass language_model= to from_pretrained.")
+            language_model = AutoModelForCausalLM.from_pretrained(config.text_source)
+        model = cls(config, image_encoder=vision_part(image_encoder), language_model=language_model)
+        weights = load_file(cached_file(str(pretrained_model_name_or_path), "model.safetensors"))
+        model.load_state_dict(weights, strict=False)
+        missing = {k for k in model.state_dict() if k.startswith(PROJECTION_PREFIX)} - set(weights)
+        if missing:
+            raise ValueError(f"{Path(pretrained_model_name_or_path)} lacks projection weights {sorted(missing)}.")
+        return model.eval()

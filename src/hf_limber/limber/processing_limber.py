@@ -1,0 +1,127 @@
+"""LimberProcessor: the encoder's image processor + the LM's tokenizer + k image placeholders + the prompt.
+
+A sequence is `[image tokens] prompt caption <eos>`; with several images (n-shot questions) each
+`<image>` marker in the text becomes k placeholders. Training batches are padded on the right with
+labels only on the caption and its end token; generation batches are padded on the left.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from transformers import BatchFeature, CLIPImageProcessor, PreTrainedTokenizerBase, ProcessorMixin
+
+from ..clip.processing_clip import ImageInput, prepare_image
+from .configuration_limber import LimberConfig
+
+IGNORE_INDEX = -100
+
+
+def image_processor_for(model: torch.nn.Module, config: LimberConfig) -> CLIPImageProcessor:
+    """Resize, centre-crop and normalise as the encoder expects (timm encoders carry their statistics)."""
+    size = config.image_size
+    options: dict[str, Any] = {}
+    cfg = getattr(getattr(model, "image_encoder", model), "pretrained_cfg", None)
+    if cfg is not None:
+        options = {"image_mean": list(cfg["mean"]), "image_std": list(cfg["std"])}
+    return CLIPImageProcessor(size={"shortest_edge": size}, crop_size={"height": size, "width": size}, **options)
+
+
+class LimberProcessor(ProcessorMixin):
+    def __init__(
+        self,
+        image_processor: CLIPImageProcessor | None = None,
+        tokenizer: PreTrainedTokenizerBase | None = None,
+        num_image_tokens: int = 1,
+        image_token_id: int = 0,
+        image_token: str = "<image>",
+        prompt: str = "A picture of",
+        **kwargs: Any,
+    ) -> None:
+        self.num_image_tokens = num_image_tokens
+        self.image_token_id = image_token_id
+        self.image_token = image_token
+        self.prompt = prompt
+        super().__init__(image_processor, tokenizer, **kwargs)
+
+    @classmethod
+    def for_model(cls, model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase,
+                  image_processor: CLIPImageProcessor | None = None) -> "LimberProcessor":
+        config = model.config
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        return cls(image_processor or image_processor_for(model, config), tokenizer, config.num_image_tokens,
+                   config.image_token_id, config.image_token, config.prompt)
+
+    # -- text ------------------------------------------------------------------------------------
+
+    def _encode(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
+
+    def _sequence(self, text: str) -> list[int]:
+        """Token ids of a text whose `<image>` markers become k placeholders each; one image first
+        if the text names none."""
+        if self.image_token not in text:
+            text = self.image_token + text
+        ids: list[int] = []
+        for index, segment in enumerate(text.split(self.image_token)):
+            if index:
+                ids += [self.image_token_id] * self.num_image_tokens
+            ids += self._encode(segment)
+        return ids
+
+    def _pad(self, rows: list[list[int]], side: str, value: int) -> torch.Tensor:
+        width = max(len(row) for row in rows)
+        padded = [([value] * (width - len(r)) + r) if side == "left" else (r + [value] * (width - len(r))) for r in rows]
+        return torch.tensor(padded, dtype=torch.long)
+
+    def __call__(
+        self,
+        images: ImageInput | Sequence[ImageInput] | None = None,
+        text: str | Sequence[str] | None = None,
+        captions: str | Sequence[str] | None = None,
+        image_features: torch.Tensor | None = None,
+        padding_side: str | None = None,
+        return_tensors: str = "pt",
+        **kwargs: Any,
+    ) -> BatchFeature:
+        """Model inputs. `text` defaults to the prompt. With `captions` (training), each sequence
+        ends in the caption and the end token, and `labels` mark exactly those tokens."""
+        if images is None and image_features is None:
+            raise ValueError("LimberProcessor needs images (or cached image_features).")
+        count = len(image_features) if image_features is not None else (
+            len(images) if isinstance(images, (list, tuple)) else 1)
+        if captions is not None:
+            captions = [captions] if isinstance(captions, str) else list(captions)
+        batch = len(captions) if captions is not None else (len(text) if isinstance(text, (list, tuple)) else count)
+        texts = [text] * batch if text is None or isinstance(text, str) else list(text)
+        texts = [self.prompt if t is None else t for t in texts]
+        rows, label_rows = [], []
+        for index, prompt in enumerate(texts):
+            ids = self._sequence(prompt)
+            labels = [IGNORE_INDEX] * len(ids)
+            if captions is not None:
+                target = self._encode(" " + captions[index].strip()) + [self.tokenizer.eos_token_id]
+                ids, labels = ids + target, labels + target
+            rows.append(ids)
+            label_rows.append(labels)
+        side = padding_side or ("right" if captions is not None else "left")
+        data: dict[str, Any] = {
+            "input_ids": self._pad(rows, side, self.tokenizer.pad_token_id),
+            "attention_mask": self._pad([[1] * len(r) for r in rows], side, 0),
+        }
+        if captions is not None:
+            data["labels"] = self._pad(label_rows, side, IGNORE_INDEX)
+        if image_features is not None:
+            data["image_features"] = image_features
+        else:
+            batch_images = images if isinstance(images, (list, tuple)) else [images]
+            data["pixel_values"] = self.image_processor(
+                [prepare_image(image) for image in batch_images], return_tensors="pt")["pixel_values"]
+        return BatchFeature(data=data)
+
+    def batch_decode(self, token_ids: torch.Tensor, **kwargs: Any) -> list[str]:
+        return [t.strip() for t in self.tokenizer.batch_decode(token_ids, skip_special_tokens=True, **kwargs)]
+
