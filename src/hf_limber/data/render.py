@@ -52,6 +52,7 @@ class TileCache:
         self.root = Path(cache_dir or os.environ.get("HF_LIMBER_EMOJI_CACHE") or DEFAULT_CACHE_DIR).expanduser()
         self.enabled = enabled
         self.unreadable: Counter[str] = Counter()  # style -> artwork files that failed to render
+        self.absent: Counter[str] = Counter()  # style -> concepts its index listed but it cannot draw
         self.hits = 0
         self.misses = 0
 
@@ -69,6 +70,7 @@ class TileCache:
         try:
             tile = source.render(locator, size)
         except ArtworkMissing:
+            self.absent[source.style] += 1
             return None
         except Exception as error:  # any decoder error means this one file is bad, not the build
             self.unreadable[source.style] += 1

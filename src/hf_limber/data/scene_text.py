@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from .language import capitalise, with_article
+from .language import be, capitalise, is_plural, with_article
 
 NUMBER_WORDS = {0: "zero", 1: "one", 2: "two", 3: "three"}
 
@@ -30,12 +30,24 @@ class Placed:
     col: int
     box: tuple[int, int, int, int]
 
+    @property
+    def plural(self) -> bool:
+        return is_plural(self.noun)
+
+    @property
+    def a(self) -> str:
+        """The noun with an indefinite article (none for plurals)."""
+        return with_article(self.noun, self.plural)
+
 
 def position(row: int, col: int, grid: int) -> str:
     """Short position words: "top left", "top", "left", "center"."""
     rows = ["top", "bottom"] if grid == 2 else ["top", "middle", "bottom"]
     cols = ["left", "right"] if grid == 2 else ["left", "center", "right"]
-    vertical, horizontal = rows[round(row * (len(rows) - 1) / (grid - 1))], cols[round(col * (len(cols) - 1) / (grid - 1))]
+    vertical, horizontal = (
+        rows[round(row * (len(rows) - 1) / (grid - 1))],
+        cols[round(col * (len(cols) - 1) / (grid - 1))],
+    )
     if vertical == "middle" and horizontal == "center":
         return "center"
     if vertical == "middle":
@@ -73,8 +85,8 @@ def relations(a: Placed, b: Placed) -> list[str]:
 
 
 def _full(obj: Placed) -> str:
-    text = f"{obj.size} {obj.noun}"
-    return with_article(text) + (f" on {with_article(obj.patch)} square" if obj.patch else "")
+    text = with_article(f"{obj.size} {obj.noun}", obj.plural)
+    return text + (f" on {with_article(obj.patch)} square" if obj.patch else "")
 
 
 def _listing(items: list[str]) -> str:
@@ -82,7 +94,10 @@ def _listing(items: list[str]) -> str:
 
 
 def captions(objects: list[Placed], grid: int, background: str, rng: random.Random, count: int) -> list[str]:
-    """``count`` different reference captions, each true of the scene, in several phrasings."""
+    """``count`` different reference captions, each true of the scene, in several phrasings.
+
+    ``background`` is how captions name the canvas: "plain white", or just "plain".
+    """
     unique: dict[str, None] = {}
     for _ in range(20):  # passes with fresh random choices until there are enough distinct sentences
         sentences = _single(objects, grid, background, rng) if len(objects) == 1 else _several(objects, grid, rng)
@@ -97,15 +112,17 @@ def captions(objects: list[Placed], grid: int, background: str, rng: random.Rand
 def _single(objects: list[Placed], grid: int, background: str, rng: random.Random) -> list[str]:
     obj = objects[0]
     where = position_phrase(obj.row, obj.col, grid)
-    sized = with_article(f"{obj.size} {obj.noun}")
+    sized = with_article(f"{obj.size} {obj.noun}", obj.plural)
     sentences = [
         f"{_full(obj)} {where}",
-        f"there is {_full(obj)} {where}",
-        f"{where}, there is {_full(obj)}",
-        f"a single emoji showing {with_article(obj.noun)}",
+        f"there {be(obj.noun)} {_full(obj)} {where}",
+        f"{where}, there {be(obj.noun)} {_full(obj)}",
+        f"a single emoji showing {obj.a}",
         f"an image of {sized} {where}",
-        f"{sized} on a plain {background} background" if not obj.patch else f"{sized} sitting on {with_article(obj.patch)} square",
-        f"one {obj.size} emoji: {with_article(obj.noun)}",
+        f"{sized} on a {background} background"
+        if not obj.patch
+        else f"{sized} sitting on {with_article(obj.patch)} square",
+        f"one {obj.size} emoji: {obj.a}",
     ]
     return rng.sample(sentences, len(sentences))
 
@@ -115,17 +132,17 @@ def _several(objects: list[Placed], grid: int, rng: random.Random) -> list[str]:
     a, b = rng.choice(pairs)
     relation = rng.choice(relations(a, b))
     others = [o for o in objects if o is not a and o is not b]
-    nouns = [with_article(o.noun) for o in rng.sample(objects, len(objects))]
+    nouns = [o.a for o in rng.sample(objects, len(objects))]
     sentences = [
         f"{_full(a)} {relation} {_full(b)}",
-        f"the {a.noun} is {relation} the {b.noun}",
+        f"the {a.noun} {be(a.noun)} {relation} the {b.noun}",
         f"{NUMBER_WORDS[len(objects)]} emoji: {_listing(nouns)}",
         f"a picture with {_listing([_full(o) for o in objects])}",
         _listing([f"{_full(o)} {position_phrase(o.row, o.col, grid)}" for o in objects]),
     ]
     if others:
         c = others[0]
-        sentences.append(f"{_full(a)} {relation} {_full(b)}, and {with_article(c.noun)} {position_phrase(c.row, c.col, grid)}")
+        sentences.append(f"{_full(a)} {relation} {_full(b)}, and {c.a} {position_phrase(c.row, c.col, grid)}")
     return sentences
 
 
@@ -151,11 +168,17 @@ def _qa(question: str, question_type: str, answer_type: str, answers: list[str])
     }
 
 
-_WHERE_VARIANTS = {"top left": ["upper left", "top left corner"], "top right": ["upper right", "top right corner"],
-                   "bottom left": ["lower left", "bottom left corner"], "bottom right": ["lower right", "bottom right corner"],
-                   "top": ["at the top", "top middle"], "bottom": ["at the bottom", "bottom middle"],
-                   "left": ["on the left", "middle left"], "right": ["on the right", "middle right"],
-                   "center": ["middle", "in the center"]}
+_WHERE_VARIANTS = {
+    "top left": ["upper left", "top left corner"],
+    "top right": ["upper right", "top right corner"],
+    "bottom left": ["lower left", "bottom left corner"],
+    "bottom right": ["lower right", "bottom right corner"],
+    "top": ["at the top", "top middle"],
+    "bottom": ["at the bottom", "bottom middle"],
+    "left": ["on the left", "middle left"],
+    "right": ["on the right", "middle right"],
+    "center": ["middle", "in the center"],
+}
 
 
 def questions(objects: list[Placed], absent_noun: str, grid: int, rng: random.Random) -> list[dict]:
@@ -165,21 +188,62 @@ def questions(objects: list[Placed], absent_noun: str, grid: int, rng: random.Ra
     where = position(target.row, target.col, grid)
     head = target.noun.split()[-1]
     qa = [
-        _qa("How many emoji are there?", "how many", "number", _answers(str(n), [NUMBER_WORDS[n]], rng, rng.randint(0, 1))),
-        _qa(f"What is in the {where}?", "what", "other", _answers(target.noun, [head] if head != target.noun else [], rng, rng.randint(0, 2))),
-        _qa(f"Where is the {target.noun}?", "where", "other", _answers(where, _WHERE_VARIANTS[where], rng, rng.randint(0, 3))),
-        _qa(f"Is there {with_article(target.noun)}?", "yes/no", "yes/no", ["yes"] * 10),
-        _qa(f"Is there {with_article(absent_noun)}?", "yes/no", "yes/no", ["no"] * 10),
+        _qa(
+            "How many emoji are there?",
+            "how many",
+            "number",
+            _answers(str(n), [NUMBER_WORDS[n]], rng, rng.randint(0, 1)),
+        ),
+        _qa(
+            f"What is in the {where}?",
+            "what",
+            "other",
+            _answers(target.noun, [head] if head != target.noun else [], rng, rng.randint(0, 2)),
+        ),
+        _qa(
+            f"Where {be(target.noun)} the {target.noun}?",
+            "where",
+            "other",
+            _answers(where, _WHERE_VARIANTS[where], rng, rng.randint(0, 3)),
+        ),
+        _qa(f"{capitalise(be(target.noun))} there {target.a}?", "yes/no", "yes/no", ["yes"] * 10),
+        _qa(
+            f"{capitalise(be(absent_noun))} there {with_article(absent_noun, is_plural(absent_noun))}?",
+            "yes/no",
+            "yes/no",
+            ["no"] * 10,
+        ),
     ]
     size = rng.choice(["small", "large"])
     count = sum(o.size == size for o in objects)
-    qa.append(_qa(f"How many {size} emoji are there?", "how many", "number", _answers(str(count), [NUMBER_WORDS[count]], rng, rng.randint(0, 1))))
-    qa.append(_qa(f"Is the {target.noun} {size}?", "yes/no", "yes/no", ["yes" if target.size == size else "no"] * 10))
+    qa.append(
+        _qa(
+            f"How many {size} emoji are there?",
+            "how many",
+            "number",
+            _answers(str(count), [NUMBER_WORDS[count]], rng, rng.randint(0, 1)),
+        )
+    )
+    qa.append(
+        _qa(
+            f"{capitalise(be(target.noun))} the {target.noun} {size}?",
+            "yes/no",
+            "yes/no",
+            ["yes" if target.size == size else "no"] * 10,
+        )
+    )
     if n > 1:
         other = rng.choice([o for o in objects if o is not target])
         relation = rng.choice(["to the left of", "to the right of", "above", "below"])
         truth = "yes" if relation in relations(target, other) else "no"
-        qa.append(_qa(f"Is the {target.noun} {relation} the {other.noun}?", "yes/no", "yes/no", [truth] * 10))
+        qa.append(
+            _qa(
+                f"{capitalise(be(target.noun))} the {target.noun} {relation} the {other.noun}?",
+                "yes/no",
+                "yes/no",
+                [truth] * 10,
+            )
+        )
     patched = [o for o in objects if o.patch]
     if patched:
         obj = rng.choice(patched)

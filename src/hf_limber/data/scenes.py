@@ -7,16 +7,17 @@ import os
 import random
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from PIL import Image, ImageDraw
 from tqdm.auto import tqdm
 
 from .catalog import Concept
 from .language import noun_phrase
-from .plan import DEFAULT_HELD_OUT_STYLES, plan_build, prepare_output_dir, test_split_name
+from .plan import DEFAULT_HELD_OUT_STYLES, plan_build, prepare_output_dir, rows_to_dataset, test_split_name
 from .render import TileCache, parse_colour, png_bytes
 from .scene_text import Placed, captions, questions
+from .sources import ArtworkSource
 
 if TYPE_CHECKING:
     from datasets import DatasetDict, Features
@@ -47,15 +48,24 @@ def scene_features() -> Features:
             "captions": Sequence(Value("string")),
             "objects": [
                 {
-                    "name": Value("string"), "noun": Value("string"), "codepoints": Value("string"),
-                    "category": Value("string"), "size": Value("string"), "patch_color": Value("string"),
-                    "row": Value("int32"), "col": Value("int32"), "box": Sequence(Value("int32"), length=4),
+                    "name": Value("string"),
+                    "noun": Value("string"),
+                    "codepoints": Value("string"),
+                    "category": Value("string"),
+                    "size": Value("string"),
+                    "patch_color": Value("string"),
+                    "row": Value("int32"),
+                    "col": Value("int32"),
+                    "box": Sequence(Value("int32"), length=4),
                 }
             ],
             "questions": [
                 {
-                    "question": Value("string"), "question_type": Value("string"), "answer_type": Value("string"),
-                    "answers": Sequence(Value("string"), length=10), "multiple_choice_answer": Value("string"),
+                    "question": Value("string"),
+                    "question_type": Value("string"),
+                    "answer_type": Value("string"),
+                    "answers": Sequence(Value("string"), length=10),
+                    "multiple_choice_answer": Value("string"),
                 }
             ],
         }
@@ -79,7 +89,9 @@ class SceneComposer:
         self.cache, self.image_size, self.grid, self.background = cache, image_size, grid, background
         self.cell = image_size / grid
 
-    def compose(self, style: str, source, index: dict[str, str], pool: list[Concept], rng: random.Random):
+    def compose(
+        self, source: ArtworkSource, index: dict[str, str], pool: list[Concept], rng: random.Random
+    ) -> tuple[Image.Image, list[Placed]]:
         count = rng.randint(1, 3)
         cells = rng.sample([(r, c) for r in range(self.grid) for c in range(self.grid)], count)
         colours = rng.sample(list(PATCH_COLOURS), count)  # distinct, so "the red square" names one emoji
@@ -87,7 +99,7 @@ class SceneComposer:
         draw = ImageDraw.Draw(canvas)
         placed: list[Placed] = []
         used: set[str] = set()
-        for (row, col), colour in zip(cells, colours):
+        for (row, col), colour in zip(cells, colours, strict=True):
             size = rng.choice(list(SIZE_FRACTIONS))
             pixels = round(SIZE_FRACTIONS[size] * self.cell)
             concept, tile = self._draw_concept(source, index, pool, used, pixels, rng)
@@ -95,24 +107,42 @@ class SceneComposer:
             left, top = col * self.cell, row * self.cell
             if patch:
                 inset = PATCH_INSET * self.cell
-                box = (round(left + inset), round(top + inset), round(left + self.cell - inset) - 1, round(top + self.cell - inset) - 1)
+                box = (
+                    round(left + inset),
+                    round(top + inset),
+                    round(left + self.cell - inset) - 1,
+                    round(top + self.cell - inset) - 1,
+                )
                 draw.rounded_rectangle(box, radius=round(self.cell * 0.08), fill=PATCH_COLOURS[patch])
-            # Jitter inside the cell keeps layouts varied while relations stay exact; on a
-            # square the emoji sits centred so the colour shows on every side.
-            room = 0.0 if patch else self.cell - pixels
-            x = round(left + (self.cell - pixels) / 2 if patch else left + rng.uniform(0, room))
-            y = round(top + (self.cell - pixels) / 2 if patch else top + rng.uniform(0, room))
+            if patch:  # centred, so the colour shows on every side
+                x, y = round(left + (self.cell - pixels) / 2), round(top + (self.cell - pixels) / 2)
+            else:  # jitter inside the cell varies layouts while relations between cells stay exact
+                x, y = round(left + rng.uniform(0, self.cell - pixels)), round(top + rng.uniform(0, self.cell - pixels))
             canvas.paste(tile, (x, y), tile)
             placed.append(
                 Placed(
-                    noun=scene_noun(concept), name=concept.name, codepoints=concept.codepoints,
-                    category=concept.category, size=size, patch=patch, row=row, col=col,
+                    noun=scene_noun(concept),
+                    name=concept.name,
+                    codepoints=concept.codepoints,
+                    category=concept.category,
+                    size=size,
+                    patch=patch,
+                    row=row,
+                    col=col,
                     box=(x, y, x + pixels, y + pixels),
                 )
             )
         return canvas, placed
 
-    def _draw_concept(self, source, index, pool, used, pixels, rng):
+    def _draw_concept(
+        self,
+        source: ArtworkSource,
+        index: dict[str, str],
+        pool: list[Concept],
+        used: set[str],
+        pixels: int,
+        rng: random.Random,
+    ) -> tuple[Concept, Image.Image]:
         # Retry on the rare unreadable file: the cache counts it, the scene takes another concept.
         for _ in range(20):
             concept = rng.choice(pool)
@@ -122,7 +152,9 @@ class SceneComposer:
             if tile is not None:
                 used.add(concept.key)
                 return concept, tile
-        raise RuntimeError(f"No readable artwork left in style {source.style!r} after 20 tries; check the source files.")
+        raise RuntimeError(
+            f"No readable artwork left in style {source.style!r} after 20 tries; check the source files."
+        )
 
 
 def build_emoji_scenes(
@@ -149,13 +181,15 @@ def build_emoji_scenes(
     ``num_test_scenes`` in ``test_<style>``. Every scene is drawn from its own seeded RNG,
     so a scene does not change when other parameters change the number of scenes.
     """
-    from datasets import Dataset, DatasetDict
+    from datasets import DatasetDict
 
     started = time.perf_counter()
     plan = plan_build(styles, held_out_styles, npm_dir, False, limit, seed, validation_fraction)
     out = prepare_output_dir(out_dir)
     fill = parse_colour(background)
-    background_name = background if isinstance(background, str) and not background.startswith("#") else "plain"
+    # Captions may name the background only when it has a plain colour name.
+    named = isinstance(background, str) and not background.startswith("#")
+    background_words = f"plain {background}" if named else "plain"
     cache = TileCache(cache_dir)
     composer = SceneComposer(cache, image_size, grid, fill)
     indexes = {style: source.index(plan.catalog) for style, source in plan.report.found.items()}
@@ -183,7 +217,7 @@ def build_emoji_scenes(
                     f"Style {style!r} has only {len(pool)} usable concepts for split {split!r}; "
                     "raise --limit or lower --validation-fraction."
                 )
-            image, placed = composer.compose(style, plan.report.found[style], indexes[style], pool, rng)
+            image, placed = composer.compose(plan.report.found[style], indexes[style], pool, rng)
             present = {o.noun for o in placed}
             absent = rng.choice([noun for noun in all_nouns if noun not in present])
             rows.append(
@@ -191,16 +225,25 @@ def build_emoji_scenes(
                     "image": {"bytes": png_bytes(image), "path": None},
                     "scene_id": f"{split}-{i:06d}",
                     "style": style,
-                    "captions": captions(placed, grid, background_name, rng, captions_per_scene),
+                    "captions": captions(placed, grid, background_words, rng, captions_per_scene),
                     "objects": [
-                        {"name": o.name, "noun": o.noun, "codepoints": o.codepoints, "category": o.category,
-                         "size": o.size, "patch_color": o.patch, "row": o.row, "col": o.col, "box": list(o.box)}
+                        {
+                            "name": o.name,
+                            "noun": o.noun,
+                            "codepoints": o.codepoints,
+                            "category": o.category,
+                            "size": o.size,
+                            "patch_color": o.patch,
+                            "row": o.row,
+                            "col": o.col,
+                            "box": list(o.box),
+                        }
                         for o in placed
                     ],
                     "questions": questions(placed, absent, grid, rng),
                 }
             )
-        splits[split] = Dataset.from_list(rows, features=scene_features())
+        splits[split] = rows_to_dataset(rows, scene_features())
     dataset = DatasetDict(splits)
     dataset.save_to_disk(str(out))
 
@@ -208,9 +251,16 @@ def build_emoji_scenes(
 
     report = build_report(plan, indexes, dataset, cache, concepts_considered=len(candidates))
     report["parameters"] = {
-        "styles": list(plan.report.found), "held_out_styles": plan.held_out_styles, "num_scenes": num_scenes,
-        "num_test_scenes": num_test_scenes, "image_size": image_size, "grid": grid, "background": list(fill),
-        "captions_per_scene": captions_per_scene, "seed": seed, "limit": limit,
+        "styles": list(plan.report.found),
+        "held_out_styles": plan.held_out_styles,
+        "num_scenes": num_scenes,
+        "num_test_scenes": num_test_scenes,
+        "image_size": image_size,
+        "grid": grid,
+        "background": list(fill),
+        "captions_per_scene": captions_per_scene,
+        "seed": seed,
+        "limit": limit,
         "validation_fraction": validation_fraction,
     }
     write_scenes_card(out, dataset, plan, report)

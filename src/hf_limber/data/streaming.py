@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PIL import Image
+from transformers import TrainerCallback
 
 if TYPE_CHECKING:
     from datasets import Dataset, IterableDataset
@@ -82,27 +83,24 @@ def _detached_counter(value: int) -> SkipCounter:
     return counter
 
 
-def skipped_samples_callback(counter: SkipCounter, key: str = "skipped_samples"):
-    """A `transformers.TrainerCallback` that adds ``counter.value`` to every log entry.
+class SkippedSamplesCallback(TrainerCallback):
+    """Adds ``counter.value`` to every Trainer log entry, under ``key``.
 
-    Counts are per process (each rank has its own stream). Insert it first
-    (``trainer.callback_handler.callbacks.insert(0, cb)``) if reporting integrations
-    such as TensorBoard should see the number too; added with ``callbacks=[...]`` it
-    reaches the printed logs and ``trainer.state.log_history``.
+    Counts are per process (each rank reads its own part of the stream). Passed with
+    ``Trainer(callbacks=[...])`` it reaches the printed logs and ``state.log_history``;
+    insert it first (``trainer.callback_handler.callbacks.insert(0, cb)``) if reporting
+    integrations such as TensorBoard should see the number too, since they run before
+    user callbacks.
     """
-    from transformers import TrainerCallback
 
-    class SkippedSamplesCallback(TrainerCallback):
-        def __init__(self) -> None:
-            self.counter, self.key = counter, key
+    def __init__(self, counter: SkipCounter, key: str = "skipped_samples") -> None:
+        self.counter, self.key = counter, key
 
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            if logs is not None:
-                logs[self.key] = self.counter.value
-            if state.log_history:
-                state.log_history[-1][self.key] = self.counter.value
-
-    return SkippedSamplesCallback()
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs is not None:
+            logs[self.key] = self.counter.value
+        if state.log_history:
+            state.log_history[-1][self.key] = self.counter.value
 
 
 def tar_shards(source: str | os.PathLike[str] | Sequence[str]) -> list[str] | None:
@@ -181,16 +179,24 @@ def _check(example: dict[str, Any]) -> tuple[str | None, Image.Image | None, str
 
 
 class DecodeOrSkip:
-    """Decodes one sample's image; flags any sample that cannot be used and counts it."""
+    """Decodes one sample's image; flags any sample that cannot be used and counts it.
 
-    def __init__(self, counter: SkipCounter) -> None:
-        self.counter = counter
+    When ranks split a stream by examples (fewer shards than ranks), every rank reads
+    every sample, so a bad sample is counted only by the rank whose turn its raw
+    position is: the counts of all ranks then add up to the true number.
+    """
 
-    def __call__(self, example: dict[str, Any]) -> dict[str, Any]:
+    def __init__(self, counter: SkipCounter, rank: int = 0, count_every: int = 1) -> None:
+        self.counter, self.rank, self.count_every = counter, rank, count_every
+
+    def __call__(self, example: dict[str, Any], index: int = 0) -> dict[str, Any]:
         reason, image, text = _check(example)
         if reason:
-            self.counter.add()
-            logger.warning("Skipping sample %s: %s", example.get("key") or _image_path(example.get("image")), reason)
+            if index % self.count_every == self.rank % self.count_every:
+                self.counter.add()
+                logger.warning(
+                    "Skipping sample %s: %s", example.get("key") or _image_path(example.get("image")), reason
+                )
             return {"image": None, "text": None}
         return {"image": image, "text": text}
 
@@ -221,7 +227,7 @@ def _node(rank: int | None, world_size: int | None) -> tuple[int, int]:
 
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
-    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
 
 
 def _columns(features: Any, image_column: str | None, text_column: str | None) -> tuple[str, str]:
@@ -231,9 +237,7 @@ def _columns(features: Any, image_column: str | None, text_column: str | None) -
     image = image_column or next((n for n in names if isinstance(features[n], ImageFeature)), None)
     text = text_column or next((n for n in TEXT_COLUMNS if n in names), None)
     if image is None or text is None:
-        raise ValueError(
-            f"Cannot tell the image and text columns among {names}; pass image_column= and text_column=."
-        )
+        raise ValueError(f"Cannot tell the image and text columns among {names}; pass image_column= and text_column=.")
     return image, text
 
 
@@ -287,7 +291,9 @@ def load_image_text_pairs(
     counter = counter if counter is not None else SkipCounter()
     shards = tar_shards(source)
     if shards is not None:
-        features = Features({"key": Value("string"), "image": Image(decode=False), "text": Value("string"), "error": Value("string")})
+        features = Features(
+            {"key": Value("string"), "image": Image(decode=False), "text": Value("string"), "error": Value("string")}
+        )
         make = IterableDataset.from_generator if streaming else Dataset.from_generator
         raw = make(iter_tar_samples, gen_kwargs={"shards": shards}, features=features)
         image_column, text_column = "image", "text"
@@ -300,12 +306,16 @@ def load_image_text_pairs(
 
     if streaming:
         rank, world_size = _node(rank, world_size)
+        # datasets deals whole shards to ranks when they divide evenly, else every rank
+        # reads everything and keeps every world_size-th example.
+        by_examples = world_size > 1 and raw.num_shards % world_size != 0
         if world_size > 1:
             from datasets.distributed import split_dataset_by_node
 
             raw = split_dataset_by_node(raw, rank=rank, world_size=world_size)
+        decode = DecodeOrSkip(counter, rank, world_size if by_examples else 1)
         extra = [name for name in ("key", "error") if name in (raw.column_names or [])]
-        pairs = raw.map(DecodeOrSkip(counter), remove_columns=extra).filter(_is_usable)
+        pairs = raw.map(decode, with_indices=True, remove_columns=extra).filter(_is_usable)
     else:
         checked = raw.filter(_is_decodable)
         counter.add(len(raw) - len(checked))

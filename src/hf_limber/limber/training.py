@@ -1,0 +1,119 @@
+"""Train the LiMBeR projection with the transformers Trainer, from pixels or from cached features."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from datasets import Array2D, Dataset, DatasetDict, load_from_disk
+from transformers import AutoTokenizer, Trainer, TrainingArguments, set_seed
+
+from ..clip.processing_clip import prepare_image
+from ..training.caption_collator import CaptionCollator
+from .modeling_limber import LimberForCausalLM
+from .processing_limber import LimberProcessor
+
+FEATURE_COLUMN = "image_features"
+
+
+@dataclass
+class LimberArguments:
+    """What to join and what to train on."""
+
+    image_encoder: str = field(metadata={"help": "folder of the frozen image encoder (hf_limber CLIP, transformers)"})
+    language_model: str = field(metadata={"help": "folder of the frozen causal LM and its tokenizer"})
+    dataset: str = field(metadata={"help": "a DatasetDict saved with save_to_disk (e.g. `hf-limber data emoji-scenes`)"})
+    train_split: str = "train"
+    eval_split: str | None = "validation"
+    image_column: str = "image"
+    caption_column: str = "captions"
+    cached_features: str | None = field(
+        default=None, metadata={"help": "folder written by `hf-limber cache-features`: train without the encoder"})
+    features: str = field(default="tokens", metadata={"help": "tokens (per grid/patch token) or pooled (k·d split)"})
+    feature_layer: int = -1
+    num_pooled_tokens: int = 1
+    prompt: str = "A picture of"
+    max_train_samples: int | None = None
+
+
+@dataclass
+class LimberTrainingArguments(TrainingArguments):
+    """TrainingArguments with the LiMBeR paper's settings as defaults (bf16 is set by the recipes:
+    on a machine without a GPU transformers wants `use_cpu: true` beside it)."""
+
+    learning_rate: float = 8e-4
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.95
+    weight_decay: float = 0.0
+    warmup_steps: int = 100
+    max_grad_norm: float = 1.0
+    lr_scheduler_type: str = "linear"
+    remove_unused_columns: bool = False
+    dataloader_drop_last: bool = True
+    report_to: str = "none"
+    save_strategy: str = "no"
+
+
+def build_model(args: LimberArguments) -> tuple[LimberForCausalLM, LimberProcessor]:
+    model = LimberForCausalLM.from_parts(
+        args.image_encoder, args.language_model, features=args.features, feature_layer=args.feature_layer,
+        num_pooled_tokens=args.num_pooled_tokens, prompt=args.prompt,
+    )
+    processor = LimberProcessor.for_model(model, AutoTokenizer.from_pretrained(args.language_model))
+    return model, processor
+
+
+def cache_features(model: LimberForCausalLM, processor: LimberProcessor, dataset: DatasetDict,
+                   image_column: str = "image", batch_size: int = 64) -> DatasetDict:
+    """Run the frozen encoder once over every split; the images are replaced by the features the
+    projection reads, so training afterwards never touches the encoder."""
+    model.eval()
+
+    @torch.no_grad()
+    def encode_batch(rows: dict) -> dict:
+        pixels = processor.image_processor([prepare_image(image) for image in rows[image_column]], return_tensors="pt")
+        features = model.image_features(pixels["pixel_values"]).float()
+        # Pooled vectors are stored as one-token rows so every cache has the same layout.
+        return {FEATURE_COLUMN: (features[:, None] if features.ndim == 2 else features).numpy()}
+
+    shape = (model.config.num_image_tokens, model.config.image_feature_size)
+    if model.config.features == "pooled":
+        shape = (1, model.config.image_feature_size)
+    cached = {}
+    for split, data in dataset.items():
+        features = data.features.copy()
+        del features[image_column]
+        features[FEATURE_COLUMN] = Array2D(shape=shape, dtype="float32")
+        cached[split] = data.map(encode_batch, batched=True, batch_size=batch_size, remove_columns=[image_column],
+                                 features=features, desc=f"encoding {split}")
+    return DatasetDict(cached)
+
+
+def _split(dataset: DatasetDict, name: str | None, limit: int | None = None) -> Dataset | None:
+    if name is None or name not in dataset:
+        return None
+    data = dataset[name]
+    return data.select(range(min(limit, len(data)))) if limit else data
+
+
+def train_limber(args: LimberArguments, training_args: LimberTrainingArguments) -> LimberForCausalLM:
+    set_seed(training_args.seed)  # the projection's initialisation is part of the run
+    model, processor = build_model(args)
+    if args.cached_features:
+        dataset = load_from_disk(args.cached_features).with_format(
+            "torch", columns=[FEATURE_COLUMN], output_all_columns=True)
+    else:
+        dataset = load_from_disk(args.dataset)
+    collator = CaptionCollator(processor, image_column=args.image_column, caption_column=args.caption_column,
+                               seed=training_args.seed)
+    trainer = Trainer(
+        model=model, args=training_args, data_collator=collator,
+        train_dataset=_split(dataset, args.train_split, args.max_train_samples),
+        eval_dataset=_split(dataset, args.eval_split),
+    )
+    trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    out = Path(training_args.output_dir)
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    return model
