@@ -30,6 +30,8 @@ class ClipOutput(ModelOutput):
     logits_per_text: torch.Tensor | None = None
     text_embeds: torch.Tensor | None = None
     image_embeds: torch.Tensor | None = None
+    # exp(logit_scale) as used for the logits: what a sharded contrastive loss needs beside the embeddings.
+    logit_scale: torch.Tensor | None = None
     text_model_output: BaseModelOutputWithPooling | None = None
     vision_model_output: BaseModelOutputWithPooling | None = None
 
@@ -240,10 +242,11 @@ class ClipModel(ClipPreTrainedModel):
         vision_out = self.vision_model(pixel_values, output_hidden_states)
         text_embeds = F.normalize(self.text_projection(text_out.pooler_output), dim=-1)
         image_embeds = F.normalize(self.visual_projection(vision_out.pooler_output), dim=-1)
-        logits_per_text = self.temperature() * text_embeds @ image_embeds.t()
+        logit_scale = self.temperature()
+        logits_per_text = logit_scale * text_embeds @ image_embeds.t()
         return ClipOutput(
             loss=contrastive_loss(logits_per_text) if return_loss else None,
             logits_per_image=logits_per_text.t(), logits_per_text=logits_per_text,
-            text_embeds=text_embeds, image_embeds=image_embeds,
+            text_embeds=text_embeds, image_embeds=image_embeds, logit_scale=logit_scale,
             text_model_output=text_out, vision_model_output=vision_out,
         )

@@ -1,0 +1,209 @@
+"""ContrastiveTrainer: the transformers Trainer with CLIP's loss, optimiser and temperature rules.
+
+- The loss is `ContrastiveLoss` over the global batch (exact under DDP), in the chosen mode.
+- AdamW with decoupled weight decay on weight matrices only: gains, biases, embeddings and the
+  temperature are not decayed (the paper); each tower gets its own Adam betas/epsilon.
+- The temperature is clamped at `max_logit_scale` after every optimiser step.
+- Contrastive accumulation (GradCache): a step may embed its batch in micro-batches yet compute the
+  loss with every sample of the step as a negative; the Trainer's own gradient accumulation would
+  give each micro-batch only its own negatives, a different objective.
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import nullcontext
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import Trainer, TrainerCallback, TrainingArguments
+
+from .loss import MODES, ContrastiveLoss
+
+# The public recipes' Adam settings by image tower (CLIP paper; open_clip's defaults).
+TOWER_ADAM = {"resnet": (0.9, 0.999, 1e-8), "vit": (0.9, 0.98, 1e-6)}
+
+
+@dataclass
+class ContrastiveTrainingArguments(TrainingArguments):
+    loss_mode: str = field(default="local", metadata={"help": f"one of {MODES}: all exact, they differ in memory"})
+    loss_block_size: int = field(default=1024, metadata={"help": "columns per block in chunked mode"})
+    contrastive_accumulation_steps: int = field(
+        default=1, metadata={"help": "micro-batches per step, all sharing their negatives (GradCache)"})
+    vision_adam_beta2: float | None = field(default=None, metadata={"help": "default: by tower (ResNet 0.999, ViT 0.98)"})
+    vision_adam_epsilon: float | None = field(default=None, metadata={"help": "default: by tower (ResNet 1e-8, ViT 1e-6)"})
+    text_adam_beta2: float | None = field(default=None, metadata={"help": "default: as the image tower (the paper)"})
+    text_adam_epsilon: float | None = field(default=None, metadata={"help": "default: as the image tower (the paper)"})
+    learning_rate: float = 5e-4
+    weight_decay: float = 0.2
+    lr_scheduler_type: str = "cosine"
+    remove_unused_columns: bool = False
+    report_to: str = "none"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.loss_mode not in MODES:
+            raise ValueError(f"loss_mode must be one of {MODES}, got {self.loss_mode!r}.")
+        if self.contrastive_accumulation_steps > 1 and self.gradient_accumulation_steps > 1:
+            raise ValueError(
+                "Use contrastive_accumulation_steps or gradient_accumulation_steps, not both: the Trainer's "
+                "accumulation gives each micro-batch only its own negatives."
+            )
+
+
+def no_decay(name: str, parameter: nn.Parameter) -> bool:
+    """Gains, biases, embeddings and the temperature are not decayed (the CLIP paper)."""
+    return parameter.ndim < 2 or "embedding" in name or "logit_scale" in name
+
+
+class ClampTemperature(TrainerCallback):
+    """exp(logit_scale) never exceeds the cap (100 in the paper) after an optimiser step."""
+
+    def on_step_end(self, args: TrainingArguments, state: Any, control: Any, model: nn.Module = None, **kwargs: Any) -> None:
+        with torch.no_grad():
+            model.logit_scale.clamp_(0, math.log(model.config.max_logit_scale))
+
+
+class ContrastiveTrainer(Trainer):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.contrastive_loss = ContrastiveLoss(self.args.loss_mode, self.args.loss_block_size)
+        # Our loss is a per-step mean, never normalised by num_items_in_batch.
+        self.loss_is_scaled_for_ga = False
+        self.add_callback(ClampTemperature())
+        self._running: dict[str, list[float]] = defaultdict(list)
+
+    # -- optimisation ------------------------------------------------------------------------------
+
+    def create_optimizer(self, model: nn.Module | None = None) -> torch.optim.Optimizer:
+        if self.optimizer is not None:
+            return self.optimizer
+        model = self.accelerator.unwrap_model(model or self.model)
+        beta1, beta2, eps = TOWER_ADAM[model.config.vision_config.tower]
+        towers = {
+            "vision": (self.args.vision_adam_beta2 or beta2, self.args.vision_adam_epsilon or eps),
+            "text": (self.args.text_adam_beta2 or beta2, self.args.text_adam_epsilon or eps),
+        }
+        groups: dict[tuple[str, bool], list[nn.Parameter]] = defaultdict(list)
+        for name, parameter in model.named_parameters():
+            if parameter.requires_grad:
+                tower = "vision" if name.startswith(("vision_model.", "visual_projection.")) else "text"
+                groups[(tower, no_decay(name, parameter))].append(parameter)
+        self.optimizer = torch.optim.AdamW(
+            [
+                {"params": params, "weight_decay": 0.0 if skip_decay else self.args.weight_decay,
+                 "betas": (beta1, towers[tower][0]), "eps": towers[tower][1]}
+                for (tower, skip_decay), params in groups.items()
+            ],
+            lr=self.args.learning_rate,
+        )
+        return self.optimizer
+
+    # -- loss ------------------------------------------------------------------------------------
+
+    def _embed(self, model: nn.Module, inputs: dict[str, Any]) -> Any:
+        inputs = {k: v for k, v in inputs.items() if k != "return_loss"}
+        return model(**inputs)
+
+    def compute_loss(self, model: nn.Module, inputs: dict[str, Any], return_outputs: bool = False,
+                     num_items_in_batch: Any = None) -> torch.Tensor | tuple[torch.Tensor, Any]:
+        outputs = self._embed(model, inputs)
+        loss = self.contrastive_loss(outputs.image_embeds, outputs.text_embeds, outputs.logit_scale)
+        if model.training:
+            self._track(outputs.image_embeds, outputs.text_embeds, outputs.logit_scale)
+        return (loss, outputs) if return_outputs else loss
+
+    @torch.no_grad()
+    def _track(self, image_embeds: torch.Tensor, text_embeds: torch.Tensor, logit_scale: torch.Tensor) -> None:
+        # In-batch retrieval on this process's rows: a cheap, always-available progress signal.
+        similarity = image_embeds.float() @ text_embeds.float().t()
+        targets = torch.arange(similarity.shape[0], device=similarity.device)
+        self._running["temperature"].append(float(logit_scale))
+        self._running["image_to_text_accuracy"].append(float((similarity.argmax(1) == targets).float().mean()))
+        self._running["text_to_image_accuracy"].append(float((similarity.argmax(0) == targets).float().mean()))
+
+    def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
+        if "loss" in logs and self._running:
+            logs.update({k: sum(v) / len(v) for k, v in self._running.items()})
+            self._running.clear()
+        super().log(logs, *args, **kwargs)
+
+    # -- contrastive accumulation ----------------------------------------------------------------
+
+    def training_step(self, model: nn.Module, inputs: dict[str, Any], num_items_in_batch: Any = None) -> torch.Tensor:
+        steps = self.args.contrastive_accumulation_steps
+        if steps == 1:
+            return super().training_step(model, inputs, num_items_in_batch)
+        if self.args.world_size > 1:
+            raise NotImplementedError(
+                "contrastive_accumulation_steps > 1 runs in one process for now: under DDP the temperature's "
+                "gradient from the cached loss is not all-reduced. Raise per_device_train_batch_size or the "
+                "number of processes instead, or use loss_mode='chunked' to bound the loss's memory."
+            )
+        model.train()
+        inputs = self._prepare_inputs(inputs)
+        return self._cached_step(model, inputs, steps)
+
+    def _cached_step(self, model: nn.Module, inputs: dict[str, Any], steps: int) -> torch.Tensor:
+        """GradCache: (1) embed each micro-batch without a graph, remembering its random state;
+        (2) compute the full-step loss on the embeddings and back-propagate it to them (the
+        temperature gets its gradient here, once); (3) re-run each micro-batch with its random
+        state restored and back-propagate the cached embedding gradients through the encoders."""
+        inputs = {k: v for k, v in inputs.items() if k != "return_loss"}
+        rows = next(iter(inputs.values())).shape[0]
+        bounds = [round(i * rows / steps) for i in range(steps + 1)]
+        chunks = [{k: v[a:b] for k, v in inputs.items()} for a, b in zip(bounds, bounds[1:]) if b > a]
+        unwrapped = self.accelerator.unwrap_model(model)
+        norm_buffers = {n: b.clone() for n, b in unwrapped.named_buffers() if "running_" in n or "num_batches" in n}
+
+        states, images, texts = [], [], []
+        with torch.no_grad():
+            for chunk in chunks:
+                states.append(_RandomState.capture())
+                with self.compute_loss_context_manager():
+                    out = model(**chunk)
+                images.append(out.image_embeds)
+                texts.append(out.text_embeds)
+        # The replay below updates BatchNorm statistics; the graph-free pass must not count twice.
+        with torch.no_grad():
+            for name, buffer in unwrapped.named_buffers():
+                if name in norm_buffers:
+                    buffer.copy_(norm_buffers[name])
+
+        image_cache = torch.cat(images).detach().requires_grad_()
+        text_cache = torch.cat(texts).detach().requires_grad_()
+        with self.compute_loss_context_manager():
+            loss = self.contrastive_loss(image_cache, text_cache, unwrapped.temperature())
+        self.accelerator.backward(loss)
+        self._track(image_cache.detach(), text_cache.detach(), unwrapped.temperature().detach())
+
+        offset = 0
+        for index, (chunk, state) in enumerate(zip(chunks, states)):
+            size = next(iter(chunk.values())).shape[0]
+            state.restore()
+            sync = index == len(chunks) - 1
+            with self.accelerator.no_sync(model) if not sync else nullcontext(), self.compute_loss_context_manager():
+                out = model(**chunk)
+                surrogate = (out.image_embeds * image_cache.grad[offset : offset + size]).sum() + (
+                    out.text_embeds * text_cache.grad[offset : offset + size]).sum()
+            self.accelerator.backward(surrogate)
+            offset += size
+        return loss.detach()
+
+
+@dataclass
+class _RandomState:
+    cpu: torch.Tensor
+    cuda: list[torch.Tensor]
+
+    @classmethod
+    def capture(cls) -> "_RandomState":
+        return cls(torch.get_rng_state(), torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [])
+
+    def restore(self) -> None:
+        torch.set_rng_state(self.cpu)
+        if self.cuda:
+            torch.cuda.set_rng_state_all(self.cuda)

@@ -1,0 +1,156 @@
+import json
+import math
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from clip_train_worker import shapes_dataset
+
+from hf_limber import ClipConfig, ClipModel, ClipProcessor
+from hf_limber.training import ContrastiveLoss, ContrastiveTrainer, ContrastiveTrainingArguments, ImageTextCollator
+
+WORKER = Path(__file__).with_name("clip_train_worker.py")
+
+
+def trainer_for(tmp_path, preset="tiny-vit", clip_tokenizer=None, **overrides):
+    config = ClipConfig.from_preset(preset)
+    model = ClipModel(config)
+    processor = ClipProcessor.for_config(config, clip_tokenizer)
+    args = ContrastiveTrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=8, max_steps=2,
+                                        logging_steps=1, use_cpu=True, save_strategy="no", **overrides)
+    data = shapes_dataset(24)
+    return ContrastiveTrainer(model=model, args=args, train_dataset=data, eval_dataset=data.select(range(8)),
+                              data_collator=ImageTextCollator(processor))
+
+
+@pytest.mark.parametrize("preset, betas, eps", [("tiny-vit", (0.9, 0.98), 1e-6), ("tiny-resnet", (0.9, 0.999), 1e-8)])
+def test_optimizer_groups_follow_the_paper(tmp_path, clip_tokenizer, preset, betas, eps):
+    trainer = trainer_for(tmp_path, preset, clip_tokenizer, text_adam_beta2=0.97)
+    optimizer = trainer.create_optimizer()
+    names = {id(p): n for n, p in trainer.model.named_parameters()}
+    seen = set()
+    for group in optimizer.param_groups:
+        group_names = [names[id(p)] for p in group["params"]]
+        seen.update(group_names)
+        vision = group_names[0].startswith(("vision_model", "visual_projection"))
+        assert group["betas"] == (betas if vision else (0.9, 0.97))
+        assert group["eps"] == eps
+        for name, parameter in zip(group_names, group["params"]):
+            excluded = parameter.ndim < 2 or "embedding" in name or name == "logit_scale"
+            assert group["weight_decay"] == (0.0 if excluded else 0.2), name
+    assert seen == set(names.values())
+    assert any(n == "logit_scale" for n in seen) and any("class_embedding" in n or "bn" in n for n in seen)
+
+
+def test_training_logs_clamps_and_evaluates(tmp_path, clip_tokenizer):
+    trainer = trainer_for(tmp_path, clip_tokenizer=clip_tokenizer)
+    with torch.no_grad():
+        trainer.model.logit_scale.fill_(6.0)  # exp(6) = 403 > 100
+    trainer.train()
+    assert trainer.model.logit_scale.item() <= math.log(100) + 1e-6
+    logged = [entry for entry in trainer.state.log_history if "loss" in entry]
+    assert {"temperature", "image_to_text_accuracy", "text_to_image_accuracy"} <= set(logged[0])
+    assert logged[0]["temperature"] == pytest.approx(100.0, rel=1e-4)
+    metrics = trainer.evaluate()
+    assert metrics["eval_loss"] > 0 and math.isfinite(metrics["eval_loss"])
+
+
+def _grads(model):
+    return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.1])
+def test_contrastive_accumulation_equals_the_full_batch_gradient(tmp_path, clip_tokenizer, dropout):
+    config = ClipConfig.from_preset("tiny-vit", text_config={"hidden_size": 64, "num_hidden_layers": 2,
+                                                             "max_position_embeddings": 32, "dropout": dropout,
+                                                             "attention_dropout": dropout},
+                                    vision_config={"tower": "vit", "image_size": 32, "patch_size": 8, "hidden_size": 64,
+                                                   "num_hidden_layers": 2, "dropout": dropout})
+    processor = ClipProcessor.for_config(config, clip_tokenizer)
+    batch = ImageTextCollator(processor)([shapes_dataset(12)[i] for i in range(12)])
+    inputs = {k: v for k, v in batch.items() if k != "return_loss"}
+    loss_fn = ContrastiveLoss("global")
+
+    torch.manual_seed(0)
+    reference = ClipModel(config).train()
+    torch.manual_seed(123)
+    if dropout == 0:
+        out = reference(**inputs)
+        images, texts = out.image_embeds, out.text_embeds
+    else:
+        # With dropout the objective is defined by each micro-batch's own masks: embed the three
+        # micro-batches in one graph, in order, from the same random state.
+        parts = [reference(**{k: v[i : i + 4] for k, v in inputs.items()}) for i in (0, 4, 8)]
+        images, texts = torch.cat([p.image_embeds for p in parts]), torch.cat([p.text_embeds for p in parts])
+    expected_loss = loss_fn(images, texts, reference.temperature())
+    expected_loss.backward()
+
+    torch.manual_seed(0)
+    model = ClipModel(config)
+    args = ContrastiveTrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=12, use_cpu=True,
+                                        contrastive_accumulation_steps=3, loss_mode="global")
+    trainer = ContrastiveTrainer(model=model, args=args, data_collator=ImageTextCollator(processor))
+    torch.manual_seed(123)
+    loss = trainer.training_step(model, dict(batch))
+    assert loss.item() == pytest.approx(expected_loss.item(), rel=1e-6)
+    expected, got = _grads(reference), _grads(model)
+    assert expected.keys() == got.keys()
+    for name in expected:
+        torch.testing.assert_close(got[name], expected[name], rtol=1e-4, atol=1e-6, msg=name)
+    # The temperature's gradient is counted once, not once per micro-batch.
+    torch.testing.assert_close(got["logit_scale"], expected["logit_scale"], rtol=1e-5, atol=0)
+
+
+def test_contrastive_accumulation_leaves_batchnorm_statistics_counted_once(tmp_path, clip_tokenizer):
+    config = ClipConfig.from_preset("tiny-resnet")
+    processor = ClipProcessor.for_config(config, clip_tokenizer)
+    batch = ImageTextCollator(processor)([shapes_dataset(8)[i] for i in range(8)])
+    model = ClipModel(config)
+    args = ContrastiveTrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=8, use_cpu=True,
+                                        contrastive_accumulation_steps=2)
+    trainer = ContrastiveTrainer(model=model, args=args, data_collator=ImageTextCollator(processor))
+    trainer.training_step(model, dict(batch))
+    assert int(model.vision_model.bn1.num_batches_tracked) == 2  # two micro-batches, replayed once each
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _run(args, timeout=600):
+    result = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+    return result
+
+
+def test_resume_after_sigkill_ends_with_the_same_weights(tmp_path):
+    straight, crashed = tmp_path / "straight", tmp_path / "crashed"
+    assert _run([sys.executable, str(WORKER), str(straight), "--steps", "6"]).returncode == 0
+    killed = _run([sys.executable, str(WORKER), str(crashed), "--steps", "6", "--kill-after", "4"])
+    assert killed.returncode == -9 and (crashed / "checkpoint-4").is_dir() and not (crashed / "final.pt").exists()
+    resumed = _run([sys.executable, str(WORKER), str(crashed), "--steps", "6", "--resume"])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    a, b = torch.load(straight / "final.pt"), torch.load(crashed / "final.pt")
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+
+
+@pytest.mark.parametrize("launcher", ["torchrun", "accelerate"])
+def test_two_processes_log_the_losses_of_one(tmp_path, launcher):
+    single = tmp_path / "single"
+    assert _run([sys.executable, str(WORKER), str(single), "--steps", "3", "--batch", "8"]).returncode == 0
+    port = str(_free_port())
+    if launcher == "torchrun":
+        command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}"]
+    else:
+        command = [str(Path(sys.executable).with_name("accelerate")), "launch", "--multi_gpu", "--num_processes", "2",
+                   "--main_process_port", port]
+    double = tmp_path / launcher
+    result = _run(command + [str(WORKER), str(double), "--steps", "3", "--batch", "4"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    one, two = json.loads((single / "losses.json").read_text()), json.loads((double / "losses.json").read_text())
+    assert len(one) == 3 and two == pytest.approx(one, rel=1e-5)
