@@ -79,12 +79,14 @@ class ContrastiveLoss(nn.Module):
             and the same gradients, only memory and speed differ (b = local, B = global batch):
 
             - ``"global"``: gather all features, build the full B × B logits on every rank.
-              O(B²) memory per rank — the reference, and the fastest when it fits.
+              O(B²) memory per rank — the reference, and on one rank the fastest (one matrix
+              serves both directions).
             - ``"local"``: each rank scores its own b rows against all B columns, both
               directions (open_clip's ``--local-loss --gather-with-grad``). O(b·B) = O(B²/N).
             - ``"chunked"``: like ``"local"`` but never materialises the b × B logits: the
               columns are visited in blocks with an online log-sum-exp, and the backward
-              recomputes the blocks. O(b · block_size) memory, about 1.5× the matmul work.
+              recomputes the blocks. O(b · block_size + B · D) memory for 4/3 of ``"local"``'s
+              matmul work. The default: exact, and memory no longer limits the batch.
         block_size: columns per block in ``"chunked"`` mode (ignored otherwise); need not
             divide the batch.
         group: process group to gather over; the default group when None. Without an

@@ -1,0 +1,148 @@
+"""ContrastiveLoss: every mode equals the one-process full-batch loss and gradients, alone and on 2 ranks."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from hf_limber.training import ContrastiveLoss
+
+WORKER = Path(__file__).with_name("dist_loss_worker.py")
+_spec = importlib.util.spec_from_file_location("dist_loss_worker", WORKER)
+worker = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(worker)
+
+# float64 shows exactness; float32 only reorders sums, so it must stay within a few ulps of the batch.
+TOLERANCE = {"float64": 1e-12, "float32": 1e-5}
+
+
+def _errors_against_reference(dtype: torch.dtype) -> dict[str, dict[str, float]]:
+    model, images, texts = worker.make_problem(dtype)
+    reference = worker.loss_and_grads(model, images, texts, worker.naive_clip_loss)
+    return {
+        f"{mode}/block{block}": worker.relative_errors(
+            worker.loss_and_grads(model, images, texts, ContrastiveLoss(mode, block_size=block)), reference
+        )
+        for mode, block in worker.CASES
+    }
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=str)
+def test_every_mode_matches_the_full_batch_reference_in_one_process(dtype: torch.dtype) -> None:
+    tolerance = TOLERANCE[str(dtype).removeprefix("torch.")]
+    for case, errors in _errors_against_reference(dtype).items():
+        assert max(errors.values()) < tolerance, (case, errors)
+
+
+def test_world_size_one_process_group_is_the_plain_loss() -> None:
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    try:
+        errors = _errors_against_reference(torch.float64)
+    finally:
+        dist.destroy_process_group()
+    for case, case_errors in errors.items():
+        assert max(case_errors.values()) < TOLERANCE["float64"], (case, case_errors)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_ranks_under_ddp_match_the_one_process_full_batch(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}",
+               str(WORKER), str(tmp_path)]  # fmt: skip
+    env = os.environ | {"OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    for rank in (0, 1):
+        results = json.loads((tmp_path / f"rank{rank}.json").read_text())
+        assert len(results) == 2 * (2 * len(worker.CASES) + 1)
+        for case, errors in results.items():
+            if "control" in case:
+                # The gradient-free gather must be caught: its tower gradients are visibly off.
+                assert max(errors.values()) > 1e-2, (rank, case, errors)
+            else:
+                assert max(errors.values()) < TOLERANCE[case.split("/")[0]], (rank, case, errors)
+
+
+@pytest.mark.parametrize("mode", ["Global", "local_loss", "", None, "gather_with_grad"])
+def test_invalid_mode_is_rejected(mode: object) -> None:
+    with pytest.raises(ValueError, match="mode must be one of"):
+        ContrastiveLoss(mode)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("block_size", [0, -4, 2.5, True])
+def test_invalid_block_size_is_rejected(block_size: object) -> None:
+    with pytest.raises(ValueError, match="block_size"):
+        ContrastiveLoss("chunked", block_size=block_size)  # type: ignore[arg-type]
+
+
+def test_mismatched_inputs_are_rejected() -> None:
+    loss = ContrastiveLoss("local")
+    with pytest.raises(ValueError, match="image_embeds and text_embeds"):
+        loss(torch.randn(4, 8), torch.randn(5, 8), torch.tensor(10.0))
+    with pytest.raises(ValueError, match="logit_scale"):
+        loss(torch.randn(4, 8), torch.randn(4, 8), torch.ones(2))
+
+
+class _LargestTensor(TorchDispatchMode):
+    """Records the element count of the largest tensor any aten op produces (forward and backward)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.largest = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in out if isinstance(out, (tuple, list)) else (out,):
+            if isinstance(t, torch.Tensor):
+                self.largest = max(self.largest, t.numel())
+        return out
+
+
+def _largest_tensor(mode: str, batch: int, dim: int, block: int) -> int:
+    image = F.normalize(torch.randn(batch, dim), dim=1).requires_grad_()
+    text = F.normalize(torch.randn(batch, dim), dim=1).requires_grad_()
+    scale = torch.tensor(14.3, requires_grad=True)
+    with _LargestTensor() as recorder:
+        ContrastiveLoss(mode, block_size=block)(image, text, scale).backward()
+    return recorder.largest
+
+
+def test_chunked_never_materialises_the_rows_by_columns_logits() -> None:
+    batch, dim, block = 96, 16, 24  # b·block = 2304 > B·D = 1536, b·B = 9216
+    assert _largest_tensor("chunked", batch, dim, block) <= batch * block
+    # Teeth: the same recorder sees the full logits of the local mode.
+    assert _largest_tensor("local", batch, dim, block) >= batch * batch
+
+
+def test_blockwise_logsumexp_passes_gradcheck() -> None:
+    from hf_limber.training.loss import _BlockwiseLogSumExp
+
+    q = torch.randn(5, 3, dtype=torch.float64, requires_grad=True)
+    k = torch.randn(7, 3, dtype=torch.float64, requires_grad=True)
+    scale = torch.tensor(2.5, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda q, k, s: _BlockwiseLogSumExp.apply(q, k, s, 3), (q, k, scale))
+
+
+def test_bfloat16_features_give_the_float32_loss_closely() -> None:
+    image = F.normalize(torch.randn(64, 32), dim=1)
+    text = F.normalize(torch.randn(64, 32), dim=1)
+    scale = torch.tensor(50.0)
+    exact = ContrastiveLoss("global")(image, text, scale)
+    low = ContrastiveLoss("chunked", block_size=10)(image.bfloat16(), text.bfloat16(), scale)
+    assert low.dtype == torch.float32
+    torch.testing.assert_close(low, exact, rtol=2e-2, atol=0)
