@@ -11,6 +11,7 @@ from collections.abc import Sequence
 COMMAND_MODULES = (
     "hf_limber.clip.commands",
     "hf_limber.limber.commands",
+    "hf_limber.training.commands",
     "hf_limber.data.commands",
 )
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from datasets import Array2D, Dataset, DatasetDict, load_from_disk
+from datasets import Array2D, Dataset, DatasetDict, IterableDataset, load_from_disk
 from transformers import AutoTokenizer, Trainer, TrainingArguments, set_seed
 
 from ..clip.processing_clip import prepare_image
@@ -97,21 +97,31 @@ def _split(dataset: DatasetDict, name: str | None, limit: int | None = None) -> 
     return data.select(range(min(limit, len(data)))) if limit else data
 
 
+def _training_data(args: LimberArguments) -> tuple[Dataset | IterableDataset, Dataset | None, str, str]:
+    """Train and eval data with their image and caption columns: cached features, a saved
+    DatasetDict, or webdataset shards streamed (the paper's CC3M setting)."""
+    from ..data.streaming import load_image_text_pairs, tar_shards
+
+    if args.cached_features:
+        cached = load_from_disk(args.cached_features).with_format("torch", columns=[FEATURE_COLUMN],
+                                                                   output_all_columns=True)
+        return (_split(cached, args.train_split, args.max_train_samples), _split(cached, args.eval_split),
+                args.image_column, args.caption_column)
+    if tar_shards(args.dataset) is not None:
+        return load_image_text_pairs(args.dataset, streaming=True), None, "image", "text"
+    dataset = load_from_disk(args.dataset)
+    return (_split(dataset, args.train_split, args.max_train_samples), _split(dataset, args.eval_split),
+            args.image_column, args.caption_column)
+
+
 def train_limber(args: LimberArguments, training_args: LimberTrainingArguments) -> LimberForCausalLM:
     set_seed(training_args.seed)  # the projection's initialisation is part of the run
     model, processor = build_model(args)
-    if args.cached_features:
-        dataset = load_from_disk(args.cached_features).with_format(
-            "torch", columns=[FEATURE_COLUMN], output_all_columns=True)
-    else:
-        dataset = load_from_disk(args.dataset)
-    collator = CaptionCollator(processor, image_column=args.image_column, caption_column=args.caption_column,
+    train, evaluation, image_column, caption_column = _training_data(args)
+    collator = CaptionCollator(processor, image_column=image_column, caption_column=caption_column,
                                seed=training_args.seed)
-    trainer = Trainer(
-        model=model, args=training_args, data_collator=collator,
-        train_dataset=_split(dataset, args.train_split, args.max_train_samples),
-        eval_dataset=_split(dataset, args.eval_split),
-    )
+    trainer = Trainer(model=model, args=training_args, data_collator=collator, train_dataset=train,
+                      eval_dataset=evaluation)
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     out = Path(training_args.output_dir)
     model.save_pretrained(out)
