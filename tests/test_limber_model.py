@@ -190,3 +190,16 @@ def test_adapter_without_sources_asks_for_the_parts(tmp_path):
     loaded = LimberForCausalLM.from_pretrained(tmp_path, image_encoder=model.image_encoder,
                                                language_model=model.language_model)
     assert torch.equal(loaded.projection.weight, model.projection.weight)
+
+
+def test_questions_zero_and_n_shot():
+    from hf_limber.limber.questions import answer_questions, clean_answer, question_prompt
+
+    assert question_prompt("what color ?", [("how many ?", "two")]) == "<image>Q: how many ? A: two\n<image>Q: what color ? A:"
+    assert clean_answer(" Two dogs!\nQ: what next") == "2 dogs"
+    model = build("clip-resnet")
+    processor = LimberProcessor.for_model(model, word_tokenizer())
+    pictures = images(4)
+    answers = answer_questions(model, processor, pictures[:2], ["what color ?", "how many ?"],
+                               shots=[[(pictures[2], "what is there ?", "a cat")], [(pictures[3], "how many ?", "two")]])
+    assert len(answers) == 2 and all(isinstance(a, str) and "\n" not in a for a in answers)

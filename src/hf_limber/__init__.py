@@ -25,6 +25,7 @@ from .clip import (
 )
 from .clip.processing_clip import ClipProcessor
 from .limber import LimberConfig, LimberForCausalLM, LimberProcessor
+from .training import ContrastiveLoss, ContrastiveTrainer, ContrastiveTrainingArguments
 
 __version__ = "0.1.0"
 
@@ -55,5 +56,6 @@ _register_auto_classes()
 __all__ = [
     "ClipConfig", "ClipModel", "ClipOutput", "ClipProcessor", "ClipTextConfig", "ClipTextModel",
     "ClipTextModelWithProjection", "ClipVisionConfig", "ClipVisionModel", "ClipVisionModelWithProjection",
+    "ContrastiveLoss", "ContrastiveTrainer", "ContrastiveTrainingArguments",
     "LimberConfig", "LimberForCausalLM", "LimberProcessor", "list_presets",
 ]

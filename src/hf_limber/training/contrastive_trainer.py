@@ -7,6 +7,12 @@
 - Contrastive accumulation (GradCache): a step may embed its batch in micro-batches yet compute the
   loss with every sample of the step as a negative; the Trainer's own gradient accumulation would
   give each micro-batch only its own negatives, a different objective.
+
+BatchNorm (ResNet towers) under contrastive accumulation: each micro-batch is normalised with its
+own batch statistics, in the graph-free pass and again in the replay, so the gradient is that of
+micro-batch BatchNorm (as under DDP without SyncBatchNorm), not of one full-batch BatchNorm. The
+running statistics are restored after the graph-free pass, so each micro-batch updates them once.
+ViT towers have no batch statistics and get exactly the full-batch gradient.
 """
 
 from __future__ import annotations
