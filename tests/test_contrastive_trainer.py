@@ -19,8 +19,8 @@ def trainer_for(tmp_path, preset="tiny-vit", clip_tokenizer=None, **overrides):
     config = ClipConfig.from_preset(preset)
     model = ClipModel(config)
     processor = ClipProcessor.for_config(config, clip_tokenizer)
-    args = ContrastiveTrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=8, max_steps=2,
-                                        logging_steps=1, use_cpu=True, save_strategy="no", **overrides)
+    settings = dict(per_device_train_batch_size=8, max_steps=2, logging_steps=1, use_cpu=True, save_strategy="no")
+    args = ContrastiveTrainingArguments(output_dir=str(tmp_path), **{**settings, **overrides})
     data = shapes_dataset(24)
     return ContrastiveTrainer(model=model, args=args, train_dataset=data, eval_dataset=data.select(range(8)),
                               data_collator=ImageTextCollator(processor))
@@ -154,3 +154,15 @@ def test_two_processes_log_the_losses_of_one(tmp_path, launcher):
     assert result.returncode == 0, result.stderr[-3000:]
     one, two = json.loads((single / "losses.json").read_text()), json.loads((double / "losses.json").read_text())
     assert len(one) == 3 and two == pytest.approx(one, rel=1e-5)
+
+
+def test_bf16_autocast_and_gradient_checkpointing_train(tmp_path, clip_tokenizer):
+    trainer = trainer_for(tmp_path, "tiny-resnet", clip_tokenizer, bf16=True, gradient_checkpointing=True, max_steps=1)
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+    trainer.train()
+    assert all(getattr(m, "gradient_checkpointing", True) for m in trainer.model.modules()
+               if hasattr(m, "_gradient_checkpointing_func"))
+    logged = [entry for entry in trainer.state.log_history if "loss" in entry]
+    assert math.isfinite(logged[0]["loss"])
+    moved = [n for n, p in trainer.model.named_parameters() if not torch.equal(p, before[n])]
+    assert "vision_model.layer1.0.conv1.weight" in moved and "text_projection.weight" in moved
