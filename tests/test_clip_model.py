@@ -80,10 +80,12 @@ def test_pooling_at_end_of_text_is_independent_of_padding():
         unmasked = model.get_text_features(padded)
     torch.testing.assert_close(batched[0], alone[0], atol=1e-6, rtol=1e-5)
     torch.testing.assert_close(unmasked[0], alone[0], atol=1e-6, rtol=1e-5)
-    # Left padding: masked keys keep the row's result finite and equal to the unpadded one's
-    # (positions shift, so compare only finiteness and that padding keys are ignored).
+    # Left padding with the end-of-text id as pad: pooling still finds the real end token, and the
+    # masked keys keep the result finite.
     left = torch.tensor([[text.pad_token_id] * 2 + [text.bos_token_id, 5, 6, text.eos_token_id]])
-    assert torch.isfinite(model.get_text_features(left, torch.tensor([[0, 0, 1, 1, 1, 1]]))).all()
+    left_mask = torch.tensor([[0, 0, 1, 1, 1, 1]])
+    assert model.text_model.end_of_text_positions(left, left_mask).tolist() == [5]
+    assert torch.isfinite(model.get_text_features(left, left_mask)).all()
 
 
 def test_truncated_text_without_end_token_pools_at_last_real_token():

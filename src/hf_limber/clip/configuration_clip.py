@@ -113,7 +113,8 @@ class ClipVisionConfig(PretrainedConfig):
         self.image_size = image_size
         self.num_channels = num_channels
         self.hidden_size = hidden_size
-        self.num_hidden_layers = list(num_hidden_layers) if tower == "resnet" else num_hidden_layers
+        resnet_depths = tower == "resnet" and isinstance(num_hidden_layers, (list, tuple))
+        self.num_hidden_layers = list(num_hidden_layers) if resnet_depths else num_hidden_layers
         if num_attention_heads is None:
             num_attention_heads = max(1, self.feature_size // HEAD_WIDTH) if tower in TOWERS else 1
         self.num_attention_heads = num_attention_heads
@@ -152,7 +153,7 @@ class ClipVisionConfig(PretrainedConfig):
             _fail(name, "num_attention_heads", f"feature width {self.feature_size} is not divisible by "
                   f"{self.num_attention_heads} heads", "Choose a head count that divides the width.")
         if self.tower == "resnet":
-            if len(self.num_hidden_layers) != 4 or min(self.num_hidden_layers) < 1:
+            if not isinstance(self.num_hidden_layers, list) or len(self.num_hidden_layers) != 4 or min(self.num_hidden_layers) < 1:
                 _fail(name, "num_hidden_layers", f"a ResNet tower needs four stage depths >= 1, got "
                       f"{self.num_hidden_layers}", "Pass e.g. [3, 4, 6, 3] (RN50).")
             if self.hidden_size % 2:

@@ -54,7 +54,11 @@ class ClipVisionModelOutput(ModelOutput):
 
 
 def contrastive_loss(logits_per_text: torch.Tensor) -> torch.Tensor:
-    """Symmetric cross-entropy of an in-batch similarity matrix whose diagonal holds the pairs."""
+    """Symmetric cross-entropy of an in-batch similarity matrix whose diagonal holds the pairs.
+
+    The one-process case of `hf_limber.ContrastiveLoss`, kept here so that remote-code copies of
+    this file stay self-contained; training uses `ContrastiveLoss`, which is exact across processes.
+    """
     labels = torch.arange(logits_per_text.shape[0], device=logits_per_text.device)
     return (F.cross_entropy(logits_per_text, labels) + F.cross_entropy(logits_per_text.t(), labels)) / 2
 
@@ -119,7 +123,8 @@ class ClipTextModel(ClipPreTrainedModel):
     config_class = ClipTextConfig
     _no_split_modules = ["Block"]
     # Loading one tower from a full CLIP folder leaves the other tower's weights unused, by design.
-    _keys_to_ignore_on_load_unexpected = [r"^vision_model\.", r"^visual_projection\.", r"^logit_scale$"]
+    _keys_to_ignore_on_load_unexpected = [r"^vision_model\.", r"^visual_projection\.", r"^text_projection\.",
+                                          r"^logit_scale$"]
 
     def __init__(self, config: ClipTextConfig) -> None:
         super().__init__(config)
@@ -157,6 +162,7 @@ class ClipVisionModel(ClipPreTrainedModel):
 class ClipTextModelWithProjection(ClipPreTrainedModel):
     config_class = ClipTextConfig
     _no_split_modules = ["Block"]
+    _keys_to_ignore_on_load_unexpected = [r"^vision_model\.", r"^visual_projection\.", r"^logit_scale$"]
 
     def __init__(self, config: ClipTextConfig) -> None:
         super().__init__(config)
@@ -182,6 +188,7 @@ class ClipVisionModelWithProjection(ClipPreTrainedModel):
     config_class = ClipVisionConfig
     main_input_name = "pixel_values"
     input_modalities = ("image",)
+    _keys_to_ignore_on_load_unexpected = [r"^text_model\.", r"^text_projection\.", r"^logit_scale$"]
 
     def __init__(self, config: ClipVisionConfig) -> None:
         super().__init__(config)

@@ -149,6 +149,8 @@ class TextTower(nn.Module):
         """First end-of-text token of each row; the last real token where a row has none."""
         is_eot = input_ids == self.config.eos_token_id
         if attention_mask is not None:
+            # Padding may reuse the end-of-text id (CLIP pads with it): only real tokens count.
+            is_eot &= attention_mask.bool()
             last_real = attention_mask.long().cumsum(-1).argmax(-1)
         else:
             last_real = torch.full_like(input_ids[:, 0], input_ids.shape[-1] - 1)

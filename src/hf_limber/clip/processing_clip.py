@@ -114,7 +114,7 @@ class ClipProcessor(ProcessorMixin):
         if text is not None:
             text = clean_text(text) if isinstance(text, str) else [clean_text(t) for t in text]
             data.update(self.tokenizer(
-                text, padding=padding, truncation=True, max_length=self.context_length,
+                text, padding=padding, padding_side="right", truncation=True, max_length=self.context_length,
                 return_tensors=return_tensors, **kwargs,
             ))
         if images is not None:

@@ -208,11 +208,13 @@ def _image_path(image: Any) -> str | None:
 def _open_image(image: Any) -> Image.Image:
     if image is None:
         raise ValueError("no image")
+    from ..clip.processing_clip import to_rgb  # one RGB rule everywhere: transparency on white
+
     if isinstance(image, Image.Image):
-        return image.convert("RGB")
+        return to_rgb(image)
     data = image.get("bytes")
     with Image.open(io.BytesIO(data) if data is not None else image["path"]) as opened:
-        return opened.convert("RGB")  # convert() loads the pixels, so truncation fails here
+        return to_rgb(opened)  # converting loads the pixels, so truncation fails here
 
 
 def _is_usable(example: dict[str, Any]) -> bool:

@@ -7,7 +7,6 @@ from typing import Any
 from transformers import AutoConfig, PretrainedConfig
 
 FEATURES = ("tokens", "pooled")
-ENCODER_LIBRARIES = ("transformers", "timm")
 
 
 def _as_config(value: dict | PretrainedConfig | None, what: str) -> PretrainedConfig | None:

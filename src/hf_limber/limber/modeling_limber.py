@@ -233,7 +233,7 @@ class LimberForCausalLM(PreTrainedModel):
         if language_model is None:
             if not config.text_source:
                 raise ValueError("This LiMBeR adapter names no language model: pass language_model= to from_pretrained.")
-            language_model = AutoModelForCausalLM.from_pretrained(config.text_source)
+            language_model = AutoModelForCausalLM.from_pretrained(config.text_source, *args, **kwargs)
         model = cls(config, image_encoder=vision_part(image_encoder), language_model=language_model)
         weights = load_file(cached_file(str(pretrained_model_name_or_path), "model.safetensors"))
         model.load_state_dict(weights, strict=False)

@@ -11,16 +11,21 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from transformers import BatchFeature, CLIPImageProcessor, PreTrainedTokenizerBase, ProcessorMixin
+from transformers import AutoImageProcessor, BatchFeature, CLIPImageProcessor, PreTrainedTokenizerBase, ProcessorMixin
 
 from ..clip.processing_clip import ImageInput, prepare_image
 from .configuration_limber import LimberConfig
-
-IGNORE_INDEX = -100
+from .modeling_limber import IGNORE_INDEX
 
 
 def image_processor_for(model: torch.nn.Module, config: LimberConfig) -> CLIPImageProcessor:
-    """Resize, centre-crop and normalise as the encoder expects (timm encoders carry their statistics)."""
+    """Resize, centre-crop and normalise as the encoder expects: the image processor saved with the
+    encoder when there is one, timm's statistics for timm encoders, CLIP's otherwise."""
+    if config.vision_source:
+        try:
+            return AutoImageProcessor.from_pretrained(config.vision_source)
+        except (OSError, ValueError):
+            pass  # an encoder folder without a preprocessor config
     size = config.image_size
     options: dict[str, Any] = {}
     cfg = getattr(getattr(model, "image_encoder", model), "pretrained_cfg", None)

@@ -108,7 +108,8 @@ def _training_data(args: LimberArguments) -> tuple[Dataset | IterableDataset, Da
         return (_split(cached, args.train_split, args.max_train_samples), _split(cached, args.eval_split),
                 args.image_column, args.caption_column)
     if tar_shards(args.dataset) is not None:
-        return load_image_text_pairs(args.dataset, streaming=True), None, "image", "text"
+        # rank 0 of 1: the Trainer's accelerate data loader splits the stream across processes itself.
+        return load_image_text_pairs(args.dataset, streaming=True, rank=0, world_size=1), None, "image", "text"
     dataset = load_from_disk(args.dataset)
     return (_split(dataset, args.train_split, args.max_train_samples), _split(dataset, args.eval_split),
             args.image_column, args.caption_column)

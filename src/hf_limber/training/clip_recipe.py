@@ -44,8 +44,9 @@ def train_clip(args: ClipRecipeArguments, training_args: ContrastiveTrainingArgu
     from ..data import load_image_text_pairs
 
     set_seed(training_args.seed)
+    # rank 0 of 1: the Trainer's accelerate data loader splits the stream across processes itself.
     pairs = {split: load_image_text_pairs(args.dataset, split, streaming=args.streaming, image_column=args.image_column,
-                                          text_column=args.text_column)
+                                          text_column=args.text_column, rank=0, world_size=1)
              for split in (args.train_split, args.eval_split) if split}
     if Path(args.model).is_dir():
         model = ClipModel.from_pretrained(args.model)

@@ -48,6 +48,8 @@ class ContrastiveTrainingArguments(TrainingArguments):
     lr_scheduler_type: str = "cosine"
     remove_unused_columns: bool = False
     report_to: str = "none"
+    # Evaluation needs the loss only; keeping outputs would gather b x b logits and hidden states.
+    prediction_loss_only: bool = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -76,6 +78,10 @@ class ClampTemperature(TrainerCallback):
 class ContrastiveTrainer(Trainer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        model = self.accelerator.unwrap_model(self.model)
+        if not hasattr(getattr(model.config, "vision_config", None), "tower"):
+            raise TypeError(f"ContrastiveTrainer trains hf_limber's ClipModel, got {type(model).__name__}; "
+                            "convert other CLIPs with hf_limber.clip.convert first.")
         self.contrastive_loss = ContrastiveLoss(self.args.loss_mode, self.args.loss_block_size)
         # Our loss is a per-step mean, never normalised by num_items_in_batch.
         self.loss_is_scaled_for_ga = False
@@ -88,7 +94,8 @@ class ContrastiveTrainer(Trainer):
         if self.optimizer is not None:
             return self.optimizer
         model = self.accelerator.unwrap_model(model or self.model)
-        beta1, beta2, eps = TOWER_ADAM[model.config.vision_config.tower]
+        _, beta2, eps = TOWER_ADAM[model.config.vision_config.tower]
+        beta1 = self.args.adam_beta1
         towers = {
             "vision": (self.args.vision_adam_beta2 or beta2, self.args.vision_adam_epsilon or eps),
             "text": (self.args.text_adam_beta2 or beta2, self.args.text_adam_epsilon or eps),
@@ -195,7 +202,8 @@ class ContrastiveTrainer(Trainer):
                 out = model(**chunk)
                 surrogate = (out.image_embeds * image_cache.grad[offset : offset + size]).sum() + (
                     out.text_embeds * text_cache.grad[offset : offset + size]).sum()
-            self.accelerator.backward(surrogate)
+            # Plain backward: the cached gradients already carry any fp16 loss scale.
+            surrogate.backward()
             offset += size
         return loss.detach()
 
