@@ -16,6 +16,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     cache.add_argument("recipe", type=Path)
     cache.add_argument("out", type=Path)
     cache.add_argument("--batch-size", type=int, default=64)
+    cache.add_argument("overrides", nargs=argparse.REMAINDER, help="recipe fields, e.g. --dataset data/scenes")
     cache.set_defaults(run=run_cache)
 
     caption = subparsers.add_parser("caption", help="caption images with a trained LiMBeR model")
@@ -50,7 +51,7 @@ def run_cache(args: argparse.Namespace) -> int:
 
     from .training import build_model, cache_features
 
-    limber_args, _ = _recipe(args.recipe, [])
+    limber_args, _ = _recipe(args.recipe, args.overrides)
     model, processor = build_model(limber_args)
     cached = cache_features(model, processor, load_from_disk(limber_args.dataset), limber_args.image_column,
                             args.batch_size)
