@@ -128,3 +128,12 @@ def test_trained_tokenizer_ships_with_the_processor(tmp_path):
     loaded = AutoProcessor.from_pretrained(tmp_path)
     assert loaded(text="a blue car")["input_ids"].tolist() == processor(text="a blue car")["input_ids"].tolist()
     ClipModel(config)(**loaded(text=["a blue car"], images=[_image("RGB")]))
+
+
+def test_a_datasets_column_is_a_batch(clip_tokenizer):
+    from datasets import Dataset
+
+    processor = ClipProcessor.for_config(ClipConfig.from_preset("tiny-vit"), clip_tokenizer)
+    rows = Dataset.from_dict({"image": [_image("RGB"), _image("L")], "caption": ["a cat", "a dog"]})
+    batch = processor(text=rows["caption"], images=rows["image"])
+    assert batch["pixel_values"].shape == (2, 3, 32, 32) and batch["input_ids"].shape[0] == 2

@@ -65,6 +65,15 @@ def prepare_image(image: ImageInput) -> Image.Image | np.ndarray | torch.Tensor:
     raise TypeError(f"Cannot read an image from a {type(image).__name__}; pass a PIL image, a path, bytes or an array.")
 
 
+def as_image_list(images: ImageInput | Sequence[ImageInput]) -> list[ImageInput]:
+    """One image or any sequence of them (lists, tuples, a `datasets` column) as a list."""
+    if isinstance(images, (Image.Image, str, Path, bytes)):
+        return [images]
+    if isinstance(images, (np.ndarray, torch.Tensor)) and images.ndim < 4:
+        return [images]
+    return list(images)
+
+
 def clean_text(text: str) -> str:
     """Undo HTML escaping (twice, for doubly-escaped web captions), as CLIP's own tokenizer does."""
     return html.unescape(html.unescape(text)).strip()
@@ -112,13 +121,13 @@ class ClipProcessor(ProcessorMixin):
             raise ValueError("ClipProcessor needs text, images or both.")
         data: dict[str, Any] = {}
         if text is not None:
-            text = clean_text(text) if isinstance(text, str) else [clean_text(t) for t in text]
+            text = clean_text(text) if isinstance(text, str) else [clean_text(t) for t in list(text)]
             data.update(self.tokenizer(
                 text, padding=padding, padding_side="right", truncation=True, max_length=self.context_length,
                 return_tensors=return_tensors, **kwargs,
             ))
         if images is not None:
-            batch = images if isinstance(images, (list, tuple)) else [images]
-            pixels = self.image_processor([prepare_image(image) for image in batch], return_tensors=return_tensors)
+            pixels = self.image_processor([prepare_image(image) for image in as_image_list(images)],
+                                          return_tensors=return_tensors)
             data["pixel_values"] = pixels["pixel_values"]
         return BatchFeature(data=data, tensor_type=return_tensors)

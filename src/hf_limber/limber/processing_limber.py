@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from transformers import AutoImageProcessor, BatchFeature, CLIPImageProcessor, PreTrainedTokenizerBase, ProcessorMixin
 
-from ..clip.processing_clip import ImageInput, prepare_image
+from ..clip.processing_clip import ImageInput, as_image_list, prepare_image
 from .configuration_limber import LimberConfig
 from .modeling_limber import IGNORE_INDEX
 
@@ -96,11 +96,13 @@ class LimberProcessor(ProcessorMixin):
         ends in the caption and the end token, and `labels` mark exactly those tokens."""
         if images is None and image_features is None:
             raise ValueError("LimberProcessor needs images (or cached image_features).")
-        count = len(image_features) if image_features is not None else (
-            len(images) if isinstance(images, (list, tuple)) else 1)
+        images = as_image_list(images) if images is not None else None
+        count = len(image_features) if image_features is not None else len(images)
         if captions is not None:
             captions = [captions] if isinstance(captions, str) else list(captions)
-        batch = len(captions) if captions is not None else (len(text) if isinstance(text, (list, tuple)) else count)
+        if text is not None and not isinstance(text, str):
+            text = list(text)
+        batch = len(captions) if captions is not None else (len(text) if isinstance(text, list) else count)
         texts = [text] * batch if text is None or isinstance(text, str) else list(text)
         texts = [self.prompt if t is None else t for t in texts]
         rows, label_rows = [], []
@@ -122,9 +124,8 @@ class LimberProcessor(ProcessorMixin):
         if image_features is not None:
             data["image_features"] = image_features
         else:
-            batch_images = images if isinstance(images, (list, tuple)) else [images]
             data["pixel_values"] = self.image_processor(
-                [prepare_image(image) for image in batch_images], return_tensors="pt")["pixel_values"]
+                [prepare_image(image) for image in images], return_tensors="pt")["pixel_values"]
         return BatchFeature(data=data)
 
     def batch_decode(self, token_ids: torch.Tensor, **kwargs: Any) -> list[str]:
