@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import html
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -67,8 +67,8 @@ def prepare_image(image: ImageInput) -> Image.Image | np.ndarray | torch.Tensor:
 
 def as_image_list(images: ImageInput | Sequence[ImageInput]) -> list[ImageInput]:
     """One image or any sequence of them (lists, tuples, a `datasets` column) as a list."""
-    if isinstance(images, (Image.Image, str, Path, bytes)):
-        return [images]
+    if isinstance(images, (Image.Image, str, Path, bytes, Mapping)):
+        return [images]  # a mapping is one (unreadable) input, not a sequence of keys
     if isinstance(images, (np.ndarray, torch.Tensor)) and images.ndim < 4:
         return [images]
     return list(images)
