@@ -93,7 +93,8 @@ class LimberForCausalLM(PreTrainedModel):
         """Join an image encoder and a causal LM (models or paths) with a new, trainable projection.
 
         `projection_options` are LimberConfig fields: features, feature_layer, drop_class_token,
-        num_pooled_tokens, image_token, prompt, projection_dropout.
+        num_pooled_tokens, image_token, prompt, projection_dropout — and, for a timm encoder created
+        with non-default arguments, timm_kwargs (they cannot be read back from the model).
         """
         vision_source = str(image_encoder) if isinstance(image_encoder, (str, os.PathLike)) else None
         text_source = str(language_model) if isinstance(language_model, (str, os.PathLike)) else None
