@@ -45,10 +45,16 @@ def _register_auto_classes() -> None:
     AutoProcessor.register(LimberConfig, LimberProcessor, exist_ok=True)
     # Every saved folder also carries the code (auto_map), so users with only transformers can load
     # it with trust_remote_code=True.
-    ClipConfig.register_for_auto_class()
+    for config_class in (ClipConfig, ClipTextConfig, ClipVisionConfig):
+        config_class.register_for_auto_class()
     for model_class in (ClipModel, ClipTextModel, ClipVisionModel):
         model_class.register_for_auto_class("AutoModel")
     ClipProcessor.register_for_auto_class("AutoProcessor")
+    # LiMBeR under AutoModel, as registered above: its generate needs images, which text-generation
+    # pipelines (AutoModelForCausalLM) cannot give. A LiMBeR folder also carries its CLIP tower's code
+    # (limber/remote_code.py); LimberProcessor writes its own code when saved.
+    LimberConfig.register_for_auto_class()
+    LimberForCausalLM.register_for_auto_class("AutoModel")
 
 
 _register_auto_classes()

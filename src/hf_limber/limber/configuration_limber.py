@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
-from transformers import AutoConfig, PretrainedConfig
+from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, PretrainedConfig
+
+from .remote_code import hub_options, register_part_code, save_part_code
 
 FEATURES = ("tokens", "pooled")
+# The Auto class LimberForCausalLM builds each part with.
+PART_AUTO_CLASSES = {"vision_config": AutoModel, "text_config": AutoModelForCausalLM}
 
 
 def _as_config(value: dict | PretrainedConfig | None, what: str) -> PretrainedConfig | None:
@@ -98,6 +104,24 @@ class LimberConfig(PretrainedConfig):
             raise ValueError(f"LimberConfig.features: unknown {features!r}. Use one of {FEATURES}.")
         if num_pooled_tokens < 1:
             raise ValueError("LimberConfig.num_pooled_tokens: k must be at least 1.")
+
+    @classmethod
+    def get_config_dict(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs: Any) -> tuple[dict, dict]:
+        options = hub_options(kwargs)
+        config_dict, kwargs = super().get_config_dict(pretrained_model_name_or_path, **kwargs)
+        register_part_code(config_dict, pretrained_model_name_or_path, **options)
+        return config_dict, kwargs
+
+    def save_pretrained(self, save_directory: str | os.PathLike, push_to_hub: bool = False, **kwargs: Any) -> None:
+        """Also writes the code of parts that transformers does not ship (hf_limber's CLIP tower), so the
+        folder loads with transformers alone (`trust_remote_code=True`)."""
+        os.makedirs(save_directory, exist_ok=True)
+        for key, auto_class in PART_AUTO_CLASSES.items():
+            save_part_code(save_directory, getattr(self, key), auto_class)
+        super().save_pretrained(save_directory, **kwargs)
+        if push_to_hub:
+            # transformers would upload only files written after its own start; push everything instead.
+            self.push_to_hub(kwargs.pop("repo_id", Path(save_directory).name), **kwargs)
 
     @property
     def num_image_tokens(self) -> int:

@@ -9,6 +9,7 @@ placeholder id lies outside the LM's vocabulary and never reaches the LM's embed
 from __future__ import annotations
 
 import copy
+import functools
 import os
 from pathlib import Path
 from typing import Any
@@ -16,12 +17,13 @@ from typing import Any
 import torch
 from safetensors.torch import load_file
 from torch import nn
-from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, PreTrainedModel
+from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import CausalLMOutputWithPast
 from transformers.utils import cached_file
 
 from .configuration_limber import LimberConfig
 from .encoders import encode, is_timm, measure, vision_part
+from .remote_code import hub_options
 
 PROJECTION_PREFIX = "projection."
 IGNORE_INDEX = -100
@@ -35,18 +37,19 @@ def _timm_create(name: str, **kwargs: Any) -> nn.Module:
     return timm.create_model(name, pretrained=False, **kwargs)
 
 
-def load_image_encoder(source: str | os.PathLike, config: LimberConfig | None = None) -> nn.Module:
+def load_image_encoder(source: str | os.PathLike, config: LimberConfig | None = None, **kwargs: Any) -> nn.Module:
     """The frozen image encoder saved at `source`: a transformers/hf_limber folder or Hub id, or a
-    folder with a timm state dict (`model.safetensors`) when the config names a timm model."""
+    folder with a timm state dict (`model.safetensors`) when the config names a timm model. With a
+    LiMBeR config, its vision_config names the encoder's class, so the source's own code is never
+    needed (a remote-code LiMBeR folder carries it)."""
     if config is not None and config.timm_model:
         model = _timm_create(config.timm_model, **(config.timm_kwargs or {}))
-        model.load_state_dict(load_file(cached_file(str(source), "model.safetensors")))
+        model.load_state_dict(load_file(cached_file(str(source), "model.safetensors", **kwargs)))
         return model
-    source_config = AutoConfig.from_pretrained(source)
-    if getattr(source_config, "vision_config", None) is not None:
-        # A dual encoder: load only its image tower.
-        return AutoModel._model_mapping[type(source_config.vision_config)].from_pretrained(source)
-    return AutoModel.from_pretrained(source)
+    vision_config = config.vision_config if config is not None else AutoConfig.from_pretrained(source, **kwargs)
+    if getattr(vision_config, "vision_config", None) is not None:
+        vision_config = vision_config.vision_config  # a dual encoder: load only its image tower
+    return AutoModel._model_mapping[type(vision_config)].from_pretrained(source, **kwargs)
 
 
 def _freeze(module: nn.Module, loaded: bool) -> nn.Module:
@@ -217,6 +220,15 @@ class LimberForCausalLM(PreTrainedModel):
             kwargs["state_dict"] = {k: v for k, v in state_dict.items() if k.startswith(PROJECTION_PREFIX)}
         super().save_pretrained(save_directory, **kwargs)
 
+    def push_to_hub(self, repo_id: str, *args: Any, full: bool = False, **kwargs: Any) -> Any:
+        """transformers' push_to_hub, in the adapter form by default or with every weight (`full=True`)."""
+        # push_to_hub saves through self.save_pretrained and has no way to pass `full` on.
+        self.save_pretrained = functools.partial(type(self).save_pretrained, self, full=full)
+        try:
+            return super().push_to_hub(repo_id, *args, **kwargs)
+        finally:
+            del self.save_pretrained
+
     @classmethod
     def from_pretrained(
         cls, pretrained_model_name_or_path: str | os.PathLike, *args: Any,
@@ -224,19 +236,25 @@ class LimberForCausalLM(PreTrainedModel):
     ) -> "LimberForCausalLM":
         """Loads both forms. An adapter loads its encoder and LM from the sources its config names,
         or from the `image_encoder` / `language_model` given here."""
-        config = LimberConfig.from_pretrained(pretrained_model_name_or_path)
+        config = kwargs.pop("config", None)
+        # Not isinstance(LimberConfig): remote code loaded from a local folder gives the config its own module.
+        if not isinstance(config, PretrainedConfig):
+            config = LimberConfig.from_pretrained(config or pretrained_model_name_or_path, **hub_options(kwargs))
         if getattr(config, "saved_parts", "full") == "full":
-            return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+            return super().from_pretrained(pretrained_model_name_or_path, *args, config=config, **kwargs)
+        # The parts live elsewhere: the options that locate this folder (revision, subfolder) are not theirs.
+        part_kwargs = {k: v for k, v in kwargs.items()
+                       if k not in ("revision", "subfolder", "adapter_kwargs", "code_revision")}
         if image_encoder is None:
             if not config.vision_source:
                 raise ValueError("This LiMBeR adapter names no image encoder: pass image_encoder= to from_pretrained.")
-            image_encoder = load_image_encoder(config.vision_source, config)
+            image_encoder = load_image_encoder(config.vision_source, config, **hub_options(part_kwargs))
         if language_model is None:
             if not config.text_source:
                 raise ValueError("This LiMBeR adapter names no language model: pass language_model= to from_pretrained.")
-            language_model = AutoModelForCausalLM.from_pretrained(config.text_source, *args, **kwargs)
+            language_model = AutoModelForCausalLM.from_pretrained(config.text_source, *args, **part_kwargs)
         model = cls(config, image_encoder=vision_part(image_encoder), language_model=language_model)
-        weights = load_file(cached_file(str(pretrained_model_name_or_path), "model.safetensors"))
+        weights = load_file(cached_file(str(pretrained_model_name_or_path), "model.safetensors", **hub_options(kwargs)))
         model.load_state_dict(weights, strict=False)
         missing = {k for k in model.state_dict() if k.startswith(PROJECTION_PREFIX)} - set(weights)
         if missing:

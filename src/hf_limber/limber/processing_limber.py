@@ -7,15 +7,22 @@ labels only on the caption and its end token; generation batches are padded on t
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
 from transformers import AutoImageProcessor, BatchFeature, CLIPImageProcessor, PreTrainedTokenizerBase, ProcessorMixin
 
-from ..clip.processing_clip import ImageInput, as_image_list, prepare_image
+try:
+    from hf_limber.clip.processing_clip import ImageInput, as_image_list, prepare_image
+except ImportError:  # remote code without hf_limber: save_pretrained put processing_clip.py beside this file
+    from .processing_clip import ImageInput, as_image_list, prepare_image
 from .configuration_limber import LimberConfig
 from .modeling_limber import IGNORE_INDEX
+from .remote_code import copy_code
 
 
 def image_processor_for(model: torch.nn.Module, config: LimberConfig) -> CLIPImageProcessor:
@@ -127,6 +134,20 @@ class LimberProcessor(ProcessorMixin):
             data["pixel_values"] = self.image_processor(
                 [prepare_image(image) for image in images], return_tensors="pt")["pixel_values"]
         return BatchFeature(data=data)
+
+    def save_pretrained(self, save_directory: str | os.PathLike, push_to_hub: bool = False, **kwargs: Any) -> list[str]:
+        """Also writes this class's code and names it in processor_config.json, so that
+        `AutoProcessor.from_pretrained(folder, trust_remote_code=True)` works with transformers alone.
+        (`register_for_auto_class` cannot do it: transformers copies only imports from this file's
+        own folder, and the image helpers live in hf_limber.clip.)"""
+        os.makedirs(save_directory, exist_ok=True)
+        copy_code(save_directory, __file__, sys.modules[prepare_image.__module__].__file__)
+        self.auto_map = {"AutoProcessor": f"{Path(__file__).stem}.{type(self).__name__}"}
+        files = super().save_pretrained(save_directory, **kwargs)
+        if push_to_hub:
+            # transformers would upload only files written after its own start; push everything instead.
+            self.push_to_hub(kwargs.pop("repo_id", Path(save_directory).name), **kwargs)
+        return files
 
     def batch_decode(self, token_ids: torch.Tensor, **kwargs: Any) -> list[str]:
         return [t.strip() for t in self.tokenizer.batch_decode(token_ids, skip_special_tokens=True, **kwargs)]
