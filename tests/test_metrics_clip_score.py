@@ -12,7 +12,8 @@ from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcesso
 import hf_limber
 from hf_limber.clip import convert
 from hf_limber.evaluation import clip_score, ref_clip_score
-from hf_limber.evaluation.clip_score import clip_scores_from_embeddings, embed_images, embed_texts, harmonic_mean
+from hf_limber.evaluation.clip_score import clip_scores_from_embeddings, harmonic_mean
+from hf_limber.evaluation.embedding import embed_images, embed_texts
 from hf_limber.metrics import metric_path
 
 CAPTIONS = ["a red apple on a table", "two dogs", "a yellow face with tears of joy", "a bus"]

@@ -1,4 +1,5 @@
-"""`hf-limber convert SRC OUT`: public CLIP weights into a `save_pretrained` folder."""
+"""`hf-limber convert SRC OUT`: public CLIP weights into a `save_pretrained` folder.
+`hf-limber eval-clip MODEL DATASET`: zero-shot, few-shot probes and retrieval, as a report."""
 
 from __future__ import annotations
 
@@ -23,6 +24,26 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
                         "an OpenAI-layout state dict; by default open_clip's copy is used when installed")
     parser.set_defaults(run=run_convert)
 
+    evaluate = subparsers.add_parser(
+        "eval-clip",
+        help="zero-shot accuracy, few-shot linear probes and retrieval recall of a CLIP on a dataset",
+        description="MODEL is a saved CLIP folder (ours or transformers'); DATASET a `save_to_disk` "
+        "DatasetDict (e.g. from `hf-limber data emoji`). Writes report.json, report.md and PNG plots.",
+    )
+    evaluate.add_argument("model")
+    evaluate.add_argument("dataset", type=Path)
+    evaluate.add_argument("--split", default=None, help="split to evaluate (default: the first test* split)")
+    evaluate.add_argument("--label-columns", nargs="+", default=["subcategory", "name"],
+                          help="label columns for zero-shot classification, each its own class set")
+    evaluate.add_argument("--templates", nargs="+", default=["simple", "emoji"],
+                          help="template sets to compare: simple (one prompt), emoji, imagenet (the paper's 80)")
+    evaluate.add_argument("--caption-column", default="caption", help="texts for retrieval ('' to skip)")
+    evaluate.add_argument("--image-column", default="image")
+    evaluate.add_argument("--probe-column", default="subcategory", help="label column of the linear probes ('' to skip)")
+    evaluate.add_argument("--shots", nargs="*", type=int, default=[1, 4, 16], help="examples per class for the probes")
+    evaluate.add_argument("--out", type=Path, default=None, help="report folder (default: MODEL/eval-SPLIT)")
+    evaluate.set_defaults(run=run_evaluate)
+
 
 def run_convert(args: argparse.Namespace) -> int:
     from .convert import convert_path
@@ -34,4 +55,29 @@ def run_convert(args: argparse.Namespace) -> int:
     else:
         print("No tokenizer vocabulary found: saved the model without a processor (pass --bpe).")
     print(f"Saved {model.config.vision_config.tower} CLIP to {args.out}")
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from datasets import load_from_disk
+    from transformers import AutoModel, AutoProcessor
+
+    from ..evaluation.clip_report import ClipEvalSettings, evaluate_clip, markdown_table, write_report
+
+    dataset_dict = load_from_disk(str(args.dataset))
+    split = args.split or next((name for name in dataset_dict if name.startswith("test")), None)
+    if split is None:
+        raise SystemExit(f"{args.dataset} has no test* split ({', '.join(dataset_dict)}): pass --split.")
+    model = AutoModel.from_pretrained(args.model)
+    processor = AutoProcessor.from_pretrained(args.model)
+    settings = ClipEvalSettings(
+        split=split, label_columns=args.label_columns, template_sets=args.templates,
+        caption_column=args.caption_column or None, image_column=args.image_column,
+        probe_column=args.probe_column or None, shots=args.shots,
+    )
+    evaluation = evaluate_clip(model, processor, dataset_dict, settings)
+    out = args.out or Path(args.model) / f"eval-{split}"
+    write_report(evaluation, dataset_dict[split], settings, out, {"model": str(args.model), "dataset": str(args.dataset)})
+    print(markdown_table(evaluation.report))
+    print(f"Report, table and plots in {out}")
     return 0

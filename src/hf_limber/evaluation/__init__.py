@@ -1,14 +1,22 @@
-"""Evaluation of captions and answers: CIDEr-D, CLIPScore / RefCLIPScore, VQA accuracy and the
-lexical-concept analysis of LiMBeR. The `evaluate` modules in `hf_limber/metrics/` wrap these."""
+"""Evaluation. CLIP: zero-shot classification with prompt ensembles, retrieval recall@K and the
+paper's linear probe. LiMBeR: CIDEr-D, CLIPScore / RefCLIPScore, VQA accuracy and the lexical-concept
+analysis. The `evaluate` modules in `hf_limber/metrics/` wrap these."""
 
 from .captions import CiderResult, cider_d, tokenize_caption
 from .clip_score import ClipScoreResult, clip_score, ref_clip_score
+from .embedding import embed_images, embed_texts
 from .lexical import LexicalResult, caption_concepts, lexical_concepts
+from .linear_probe import LinearProbeResult, few_shot_indices, linear_probe
+from .retrieval import retrieval_recall, top_matches
+from .templates import EMOJI, IMAGENET, SIMPLE, TEMPLATE_SETS, template_set
 from .vqa import VqaResult, answer_accuracy, normalize_answer, vqa_accuracy
 from .wordnet import load_wordnet, prepare_wordnet
+from .zero_shot import ZeroShotClassifier, ZeroShotResult, class_weights, zero_shot_accuracy
 
 __all__ = [
-    "CiderResult", "ClipScoreResult", "LexicalResult", "VqaResult", "answer_accuracy", "caption_concepts",
-    "cider_d", "clip_score", "lexical_concepts", "load_wordnet", "normalize_answer", "prepare_wordnet",
-    "ref_clip_score", "tokenize_caption", "vqa_accuracy",
+    "EMOJI", "IMAGENET", "SIMPLE", "TEMPLATE_SETS", "CiderResult", "ClipScoreResult", "LexicalResult",
+    "LinearProbeResult", "VqaResult", "ZeroShotClassifier", "ZeroShotResult", "answer_accuracy", "caption_concepts",
+    "cider_d", "class_weights", "clip_score", "embed_images", "embed_texts", "few_shot_indices", "lexical_concepts",
+    "linear_probe", "load_wordnet", "normalize_answer", "prepare_wordnet", "ref_clip_score", "retrieval_recall",
+    "template_set", "tokenize_caption", "top_matches", "vqa_accuracy", "zero_shot_accuracy",
 ]

@@ -18,7 +18,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..clip.processing_clip import ClipProcessor, ImageInput
+from ..clip.processing_clip import ImageInput
+from .embedding import embed_images, embed_texts
 
 DEFAULT_PREFIX = "A photo depicts"
 DEFAULT_W = 2.5
@@ -44,43 +45,6 @@ def harmonic_mean(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """2ab / (a + b), and 0 where a + b = 0 (the released code gives NaN there)."""
     total = a + b
     return torch.where(total == 0, torch.zeros_like(total), 2 * a * b / torch.where(total == 0, 1, total))
-
-
-def _features(output: Any) -> torch.Tensor:
-    # transformers 5 returns a model output whose pooler_output is the projected embedding.
-    return output if torch.is_tensor(output) else output.pooler_output
-
-
-@torch.no_grad()
-def embed_texts(model: torch.nn.Module, processor: Any, texts: Sequence[str], batch_size: int = 64) -> torch.Tensor:
-    """Unit-length text embeddings from any CLIP with `get_text_features` and its processor."""
-    if not isinstance(processor, ClipProcessor):
-        kwargs = {"padding": True, "truncation": True, "return_tensors": "pt"}
-    else:
-        kwargs = {}  # ours pads and truncates (keeping the end-of-text token) by itself
-    device = next(model.parameters()).device
-    chunks = []
-    for start in range(0, len(texts), batch_size):
-        batch = processor(text=list(texts[start : start + batch_size]), **kwargs)
-        features = model.get_text_features(
-            input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device)
-        )
-        chunks.append(F.normalize(_features(features).float(), dim=-1).cpu())
-    return torch.cat(chunks)
-
-
-@torch.no_grad()
-def embed_images(
-    model: torch.nn.Module, processor: Any, images: Sequence[ImageInput], batch_size: int = 64
-) -> torch.Tensor:
-    """Unit-length image embeddings from any CLIP with `get_image_features` and its processor."""
-    parameter = next(model.parameters())
-    chunks = []
-    for start in range(0, len(images), batch_size):
-        pixels = processor(images=list(images[start : start + batch_size]), return_tensors="pt")["pixel_values"]
-        features = model.get_image_features(pixel_values=pixels.to(parameter.device, parameter.dtype))
-        chunks.append(F.normalize(_features(features).float(), dim=-1).cpu())
-    return torch.cat(chunks)
 
 
 def with_prefix(captions: Sequence[str], prefix: str) -> list[str]:

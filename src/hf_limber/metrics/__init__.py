@@ -6,7 +6,10 @@ installed hf_limber. Each module is a thin wrapper over `hf_limber.evaluation`.
 
 from pathlib import Path
 
-METRICS = ("cider_d", "clip_score", "ref_clip_score", "vqa_accuracy", "lexical_concepts")
+METRICS = (
+    "cider_d", "clip_score", "ref_clip_score", "vqa_accuracy", "lexical_concepts", "zero_shot_accuracy",
+    "retrieval_recall",
+)
 
 
 def metric_path(name: str) -> str:
