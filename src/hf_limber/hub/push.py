@@ -1,0 +1,93 @@
+"""Push a saved model folder or a `datasets` folder to the Hub (`hf-limber push`).
+
+Model folders go up with `HfApi.upload_folder`, with a model card written first when the folder has
+none, and without training state (checkpoints, pickled optimizer and argument files). Folders written
+by `save_to_disk` go up through `datasets`' own `push_to_hub`, which stores Parquet shards and adds
+the features and splits to the dataset card that the folder carries (hf-limber data writes one).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from huggingface_hub import HfApi, get_token
+
+from .cards import KINDS, write_model_card
+
+DATASET_MARKERS = ("dataset_dict.json", "dataset_info.json")  # what save_to_disk writes (DatasetDict, Dataset)
+MODEL_MARKERS = ("config.json", "processor_config.json", "preprocessor_config.json", "tokenizer_config.json")
+# Trainer output that must not reach a model repo: intermediate checkpoints and pickled training state.
+TRAINING_STATE = ["checkpoint-*", "training_args.bin", "rng_state*.pth", "optimizer.pt", "scheduler.pt",
+                  "scaler.pt", "*.pkl"]
+# The dataset card and the pictures it shows; the data itself goes through datasets.
+DATASET_CARD_FILES = ["README.md", "examples/*"]
+
+
+def folder_repo_type(folder: Path) -> str:
+    """"dataset" for a save_to_disk folder, "model" for a save_pretrained one."""
+    if any((folder / marker).is_file() for marker in DATASET_MARKERS):
+        return "dataset"
+    if any((folder / marker).is_file() for marker in MODEL_MARKERS) or any(folder.glob("*.safetensors")):
+        return "model"
+    raise ValueError(
+        f"{folder} is neither a model folder (save_pretrained: {', '.join(MODEL_MARKERS[:2])}, *.safetensors) nor a "
+        f"datasets folder (save_to_disk: {' or '.join(DATASET_MARKERS)}). Pass the folder those methods wrote."
+    )
+
+
+def push_folder(
+    local_dir: str | os.PathLike,
+    repo_id: str,
+    *,
+    private: bool = False,
+    repo_type: str | None = None,
+    token: str | None = None,
+    commit_message: str | None = None,
+) -> str:
+    """Create `repo_id` (if needed) and upload the folder to it; returns the repo's URL.
+
+    `repo_type` ("model" or "dataset") is read from the folder when None. A model folder of an
+    hf_limber CLIP or LiMBeR model without README.md gets a model card (`write_model_card`) first.
+    The token is `token`, else HF_TOKEN or the one `hf auth login` stored.
+    """
+    folder = Path(local_dir)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder} does not exist: pass the folder that save_pretrained or save_to_disk wrote.")
+    found_type = folder_repo_type(folder)
+    repo_type = repo_type or found_type
+    if repo_type != found_type:
+        raise ValueError(f"{folder} is a {found_type} folder but repo_type={repo_type!r} was asked for: "
+                         f"push it as a {found_type} repo.")
+    token = token or get_token()
+    if token is None:
+        raise PermissionError("No Hugging Face token: set HF_TOKEN, run `hf auth login`, or pass token= "
+                              "(a token with write access).")
+    api = HfApi(token=token)
+    url = api.create_repo(repo_id, private=private, repo_type=repo_type, exist_ok=True)
+    if repo_type == "dataset":
+        return _push_dataset(api, folder, url.repo_id, private, commit_message, str(url))
+    if not (folder / "README.md").exists() and _is_hf_limber_model(folder):
+        write_model_card(folder, repo_id=url.repo_id)
+    api.upload_folder(folder_path=folder, repo_id=url.repo_id, repo_type="model", ignore_patterns=TRAINING_STATE,
+                      commit_message=commit_message or "Upload model with hf_limber")
+    return str(url)
+
+
+def _is_hf_limber_model(folder: Path) -> bool:
+    config = folder / "config.json"
+    return config.is_file() and json.loads(config.read_text()).get("model_type") in KINDS
+
+
+def _push_dataset(api: HfApi, folder: Path, repo_id: str, private: bool, commit_message: str | None,
+                  url: str) -> str:
+    from datasets import load_from_disk
+
+    # The card (and its example grids) first: push_to_hub then adds the features and splits to it.
+    if (folder / "README.md").exists():
+        api.upload_folder(folder_path=folder, repo_id=repo_id, repo_type="dataset",
+                          allow_patterns=DATASET_CARD_FILES, commit_message="Dataset card")
+    load_from_disk(str(folder)).push_to_hub(repo_id, private=private, token=api.token,
+                                            commit_message=commit_message or "Upload dataset with hf_limber")
+    return url
