@@ -13,6 +13,7 @@ COMMAND_MODULES = (
     "hf_limber.limber.commands",
     "hf_limber.training.commands",
     "hf_limber.data.commands",
+    "hf_limber.quickstart",
     "hf_limber.hub.commands",
 )
 
