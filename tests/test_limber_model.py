@@ -203,3 +203,18 @@ def test_questions_zero_and_n_shot():
     answers = answer_questions(model, processor, pictures[:2], ["what color ?", "how many ?"],
                                shots=[[(pictures[2], "what is there ?", "a cat")], [(pictures[3], "how many ?", "two")]])
     assert len(answers) == 2 and all(isinstance(a, str) and "\n" not in a for a in answers)
+
+
+def test_token_pool_averages_the_grid_into_fewer_tokens():
+    from hf_limber.limber.modeling_limber import pool_token_grid
+
+    tokens = torch.arange(16.0).view(1, 16, 1)  # a 4x4 grid of one-wide tokens, row by row
+    pooled = pool_token_grid(tokens, 2)
+    assert pooled.flatten().tolist() == [2.5, 4.5, 10.5, 12.5]  # means of the four 2x2 blocks
+    model = LimberForCausalLM.from_parts(image_encoder("clip-resnet"), language_model("llama"), token_pool=2)
+    full = LimberForCausalLM.from_parts(image_encoder("clip-resnet"), language_model("llama"))
+    assert model.config.num_image_tokens * 4 == full.config.num_image_tokens
+    pixels = torch.randn(2, 3, model.config.image_size, model.config.image_size)
+    torch.testing.assert_close(model.image_features(pixels), pool_token_grid(full.image_features(pixels), 2))
+    with pytest.raises(ValueError, match="token_pool"):
+        LimberForCausalLM.from_parts(image_encoder("clip-resnet"), language_model("llama"), token_pool=3)

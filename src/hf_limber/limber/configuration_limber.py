@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,8 @@ class LimberConfig(PretrainedConfig):
         drop_class_token: drop the encoder's leading class token from per-token features (LiMBeR
             drops BEiT's; a ResNet grid has none).
         num_pooled_tokens: k for pooled features.
+        token_pool: average-pool the square token grid by this factor per side before projecting
+            (2 keeps a quarter of the tokens): fewer soft-prompt tokens from the same features.
         image_token / image_token_id: the placeholder the processor puts k times into `input_ids`
             (the marker for it in prompt text, and its id: by default the first id past the LM's
             vocabulary, so it never collides with text and the LM never embeds it).
@@ -68,6 +71,7 @@ class LimberConfig(PretrainedConfig):
         feature_layer: int = -1,
         drop_class_token: bool = True,
         num_pooled_tokens: int = 1,
+        token_pool: int = 1,
         image_token: str = "<image>",
         image_token_id: int | None = None,
         prompt: str = "A picture of",
@@ -89,6 +93,7 @@ class LimberConfig(PretrainedConfig):
         self.feature_layer = feature_layer
         self.drop_class_token = drop_class_token
         self.num_pooled_tokens = num_pooled_tokens
+        self.token_pool = token_pool
         self.image_token = image_token
         self.image_token_id = image_token_id
         self.prompt = prompt
@@ -104,6 +109,13 @@ class LimberConfig(PretrainedConfig):
             raise ValueError(f"LimberConfig.features: unknown {features!r}. Use one of {FEATURES}.")
         if num_pooled_tokens < 1:
             raise ValueError("LimberConfig.num_pooled_tokens: k must be at least 1.")
+        if token_pool < 1 or (token_pool > 1 and features != "tokens"):
+            raise ValueError("LimberConfig.token_pool: a factor of at least 1, and only with features='tokens'.")
+        if token_pool > 1 and self.num_feature_tokens is not None:
+            side = math.isqrt(self.grid_tokens)
+            if side * side != self.grid_tokens or side % token_pool:
+                raise ValueError(f"LimberConfig.token_pool: {self.grid_tokens} tokens do not form a square grid whose "
+                                 f"side divides by {token_pool}; choose a factor of the side ({side}).")
 
     @classmethod
     def get_config_dict(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs: Any) -> tuple[dict, dict]:
@@ -128,6 +140,11 @@ class LimberConfig(PretrainedConfig):
         """k: how many soft-prompt vectors one image becomes."""
         if self.features == "pooled":
             return self.num_pooled_tokens
+        return self.grid_tokens // self.token_pool**2
+
+    @property
+    def grid_tokens(self) -> int:
+        """Per-token features the encoder gives, after dropping a class token."""
         if self.num_feature_tokens is None:
             raise ValueError("LimberConfig.num_feature_tokens is unknown; build the model with LimberForCausalLM.from_parts.")
         return self.num_feature_tokens - int(self.has_class_token and self.drop_class_token)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,14 @@ def _freeze(module: nn.Module, loaded: bool) -> nn.Module:
     return module
 
 
+def pool_token_grid(tokens: torch.Tensor, factor: int) -> torch.Tensor:
+    """(batch, side*side, width) tokens of a square grid -> (batch, (side/factor)^2, width) averages."""
+    batch, count, width = tokens.shape
+    side = math.isqrt(count)
+    grid = tokens.transpose(1, 2).reshape(batch, width, side, side)
+    return nn.functional.avg_pool2d(grid, factor).flatten(2).transpose(1, 2)
+
+
 class LimberForCausalLM(PreTrainedModel):
     config_class = LimberConfig
     base_model_prefix = "limber"
@@ -96,7 +105,7 @@ class LimberForCausalLM(PreTrainedModel):
         """Join an image encoder and a causal LM (models or paths) with a new, trainable projection.
 
         `projection_options` are LimberConfig fields: features, feature_layer, drop_class_token,
-        num_pooled_tokens, image_token, prompt, projection_dropout — and, for a timm encoder created
+        num_pooled_tokens, token_pool, image_token, prompt, projection_dropout — and, for a timm encoder created
         with non-default arguments, timm_kwargs (they cannot be read back from the model).
         """
         vision_source = str(image_encoder) if isinstance(image_encoder, (str, os.PathLike)) else None
@@ -149,6 +158,8 @@ class LimberForCausalLM(PreTrainedModel):
         features = encode(self.image_encoder, pixel_values, self.config.feature_layer, pooled=pooled)
         if not pooled and self.config.has_class_token and self.config.drop_class_token:
             features = features[:, 1:]
+        if self.config.token_pool > 1:
+            features = pool_token_grid(features, self.config.token_pool)
         return features
 
     def project(self, image_features: torch.Tensor) -> torch.Tensor:

@@ -33,6 +33,7 @@ class LimberArguments:
     features: str = field(default="tokens", metadata={"help": "tokens (per grid/patch token) or pooled (k·d split)"})
     feature_layer: int = -1
     num_pooled_tokens: int = 1
+    token_pool: int = field(default=1, metadata={"help": "average-pool the token grid by this factor per side"})
     prompt: str = "A picture of"
     max_train_samples: int | None = None
 
@@ -58,7 +59,7 @@ class LimberTrainingArguments(TrainingArguments):
 def build_model(args: LimberArguments) -> tuple[LimberForCausalLM, LimberProcessor]:
     model = LimberForCausalLM.from_parts(
         args.image_encoder, args.language_model, features=args.features, feature_layer=args.feature_layer,
-        num_pooled_tokens=args.num_pooled_tokens, prompt=args.prompt,
+        num_pooled_tokens=args.num_pooled_tokens, token_pool=args.token_pool, prompt=args.prompt,
     )
     processor = LimberProcessor.for_model(model, AutoTokenizer.from_pretrained(args.language_model))
     return model, processor
