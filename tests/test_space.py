@@ -1,0 +1,295 @@
+"""The Gradio Space (spaces/demo) served for real: tiny CLIP and LiMBeR models and a tiny gallery in
+folders, the app on a loopback port, Debian's chromium driving the page, gradio_client for the API."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import socket
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import torch
+from limber_parts import language_model, word_tokenizer
+from PIL import Image, ImageDraw
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ["PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD"] = "1"  # the browser is Debian's chromium, never a download
+
+from hf_limber import ClipConfig, ClipModel, ClipProcessor, LimberForCausalLM, LimberProcessor  # noqa: E402
+from hf_limber.evaluation import ZeroShotClassifier  # noqa: E402
+
+pytest.importorskip("gradio", reason="the Space needs gradio: pip install -e '.[demo]'")
+from gradio_client import Client, handle_file  # noqa: E402
+
+APP = Path(__file__).resolve().parents[1] / "spaces" / "demo" / "app.py"
+CHROMIUM = shutil.which("chromium")
+SHAPES = {"red square": (220, 30, 30), "green circle": (30, 180, 40), "blue triangle": (30, 60, 220),
+          "yellow star": (240, 220, 20)}
+LABELS = list(SHAPES)
+
+
+def needs_browser() -> None:
+    pytest.importorskip("playwright.sync_api", reason="browser tests need playwright: pip install -e '.[dev]'")
+    if CHROMIUM is None:
+        pytest.skip("browser tests need Debian's chromium: apt-get install chromium (.ci/run installs it)")
+
+
+def draw(name: str, size: int = 64) -> Image.Image:
+    image = Image.new("RGB", (size, size), "white")
+    pen = ImageDraw.Draw(image)
+    box = (8, 8, size - 8, size - 8)
+    shape = name.split()[1]
+    if shape == "circle":
+        pen.ellipse(box, fill=SHAPES[name])
+    elif shape == "triangle":
+        pen.polygon([(size // 2, 8), (8, size - 8), (size - 8, size - 8)], fill=SHAPES[name])
+    elif shape == "star":
+        pen.polygon([(32, 4), (40, 26), (62, 26), (44, 40), (52, 62), (32, 48), (12, 62), (20, 40), (2, 26),
+                     (24, 26)], fill=SHAPES[name])
+    else:
+        pen.rectangle(box, fill=SHAPES[name])
+    return image
+
+
+def cat_or_dog_lm(tokenizer) -> torch.nn.Module:
+    """A tiny LM whose every next word is "cat" or "dog" (by the sign of one hidden unit), with such
+    confidence that beams and sampling say the same: a random LM may end at once or emit ids the word
+    tokenizer cannot spell, and captions must never be empty."""
+    lm = language_model("llama")
+    cat, dog = tokenizer.convert_tokens_to_ids(["cat", "dog"])
+    with torch.no_grad():
+        lm.model.norm.weight.zero_()[0] = 1.0
+        lm.lm_head.weight.zero_()
+        lm.lm_head.weight[cat, 0], lm.lm_head.weight[dog, 0] = 50.0, -50.0
+    return lm
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory, clip_tokenizer) -> dict[str, Path]:
+    """Saved models, a gallery dataset and test images, as the Space would find them."""
+    import datasets
+
+    root = tmp_path_factory.mktemp("space")
+    torch.manual_seed(0)
+    config = ClipConfig.from_preset("tiny-vit")
+    clip = ClipModel(config).eval()
+    clip.save_pretrained(root / "clip")
+    ClipProcessor.for_config(config, clip_tokenizer).save_pretrained(root / "clip")
+
+    tokenizer = word_tokenizer()
+    limber = LimberForCausalLM.from_parts(root / "clip", cat_or_dog_lm(tokenizer), features="tokens")
+    limber.save_pretrained(root / "limber", full=True)
+    LimberProcessor.for_model(limber, tokenizer).save_pretrained(root / "limber")
+
+    names = LABELS * 3
+    rows = {"image": [draw(n, 48 + 8 * (i // 4)) for i, n in enumerate(names)],
+            "caption": [f"A {n} emoji (number {i})." for i, n in enumerate(names)],
+            "name": names, "subcategory": ["shape"] * len(names), "style": ["test"] * len(names)}
+    features = datasets.Features({"image": datasets.Image(), **{k: datasets.Value("string") for k in rows if k != "image"}})
+    split = datasets.Dataset.from_dict(rows, features=features)
+    datasets.DatasetDict({"train": split.select(range(4)), "test_openmoji": split}).save_to_disk(root / "gallery")
+
+    for name in LABELS:
+        draw(name).save(root / f"{name.replace(' ', '-')}.png")
+    (root / "broken.png").write_bytes(b"this is a text file, not a picture\n")
+    png = (root / "red-square.png").read_bytes()
+    (root / "truncated.png").write_bytes(png[: len(png) // 2])
+    return {"root": root, "clip": root / "clip", "limber": root / "limber", "gallery": root / "gallery"}
+
+
+@pytest.fixture(scope="module")
+def expected(folders) -> dict[str, dict]:
+    """What the library itself says for each test image: the app must show exactly this."""
+    from transformers import AutoModel, AutoProcessor
+
+    clip = AutoModel.from_pretrained(folders["clip"])
+    classifier = ZeroShotClassifier(clip, AutoProcessor.from_pretrained(folders["clip"]))
+    limber = LimberForCausalLM.from_pretrained(folders["limber"]).eval()
+    processor = LimberProcessor.from_pretrained(folders["limber"])
+    images = [draw(name) for name in LABELS]
+    captions = [processor.batch_decode(limber.generate(**processor(images=[image]), max_new_tokens=20,
+                                                       do_sample=False))[0] for image in images]
+    return {
+        "labels": dict(zip(LABELS, (dict(row) for row in classifier(images, LABELS, top_k=None)))),
+        "captions": dict(zip(LABELS, captions)),
+    }
+
+
+@pytest.fixture(scope="module")
+def space_module():
+    spec = importlib.util.spec_from_file_location("space_app", APP)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def serve(demo) -> str:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    return f"http://127.0.0.1:{port}/"
+
+
+@pytest.fixture(scope="module")
+def app_url(space_module, folders):
+    demo = space_module.build_demo(folders["clip"], folders["limber"], folders["gallery"])
+    yield serve(demo)
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def partial_app_url(space_module, folders):
+    """CLIP present, the LiMBeR model and the gallery missing."""
+    demo = space_module.build_demo(folders["clip"], folders["root"] / "no-limber", folders["root"] / "no-gallery")
+    yield serve(demo)
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    needs_browser()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, app_url):
+    """A page of the app that records every request leaving the loopback server."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.outside_requests = []
+    page.on("request", lambda r: r.url.startswith((app_url, "data:", "blob:")) or page.outside_requests.append(r.url))
+    page.set_default_timeout(20_000)
+    yield page
+    page.close()
+
+
+def client(url: str) -> Client:
+    return Client(url, verbose=False, analytics_enabled=False, download_files=False)
+
+
+def upload(page, elem_id: str, path: Path) -> None:
+    page.locator(f"#{elem_id} input[type=file]").set_input_files(str(path))
+
+
+def screenshot(page, tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    page.screenshot(path=str(path), full_page=True)
+    assert path.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    if os.environ.get("HF_LIMBER_SCREENSHOT_DIR"):  # keep a copy to look at
+        keep = Path(os.environ["HF_LIMBER_SCREENSHOT_DIR"])
+        keep.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, keep / name)
+
+
+def test_browser_classifies_and_captions(page, app_url, folders, expected, tmp_path):
+    from playwright.sync_api import expect
+
+    page.goto(app_url)
+    upload(page, "clf-image", folders["root"] / "blue-triangle.png")
+    expect(page.locator("#clf-image-preview img")).to_be_visible()
+    page.locator("#clf-labels-input textarea").fill(", ".join(LABELS))
+    page.locator("#clf-run").click()
+    shown = page.locator("#clf-labels")
+    scores = expected["labels"]["blue triangle"]
+    expect(shown.locator("h2")).to_have_text(max(scores, key=scores.get))
+    for label in LABELS:
+        expect(shown).to_contain_text(label)
+    screenshot(page, tmp_path, "space-classify.png")
+
+    page.get_by_role("tab", name="Captioning (LiMBeR)").click()
+    upload(page, "cap-image", folders["root"] / "blue-triangle.png")
+    page.locator("#cap-run").click()
+    expect(page.locator("#cap-text textarea")).to_have_value(expected["captions"]["blue triangle"])
+    assert expected["captions"]["blue triangle"].strip()
+    screenshot(page, tmp_path, "space-caption.png")
+    assert page.outside_requests == []
+
+
+def test_browser_non_image_upload_is_a_friendly_error_then_the_app_still_serves(page, app_url, folders, expected):
+    from playwright.sync_api import expect
+
+    page.goto(app_url)
+    upload(page, "clf-image", folders["root"] / "broken.png")
+    expect(page.get_by_text("Could not read an image from broken.png").first).to_be_visible()
+    expect(page.get_by_text("Pass a readable image file (PNG, JPEG, WebP, ...)").first).to_be_visible()
+    page.locator("#clf-run").click()  # the bad file was taken out: the request asks for an image
+    expect(page.get_by_text("No image uploaded").first).to_be_visible()
+
+    upload(page, "clf-image", folders["root"] / "red-square.png")
+    page.locator("#clf-labels-input textarea").fill("\n".join(LABELS))
+    page.locator("#clf-run").click()
+    scores = expected["labels"]["red square"]
+    expect(page.locator("#clf-labels h2")).to_have_text(max(scores, key=scores.get))
+
+
+def test_twenty_concurrent_api_requests_are_each_answered_for_their_own_image(app_url, folders, expected):
+    def request(index: int) -> tuple[str, str, object]:
+        name = LABELS[index % len(LABELS)]
+        image = handle_file(str(folders["root"] / f"{name.replace(' ', '-')}.png"))
+        if index % 2:
+            return name, "caption", client(app_url).predict(image, "greedy", 3, 0.7, 0.9, 20, api_name="/caption")
+        return name, "labels", client(app_url).predict(image, "\n".join(LABELS), False, "emoji", 10,
+                                                      api_name="/classify")
+
+    with ThreadPoolExecutor(20) as pool:
+        answers = list(pool.map(request, range(20)))
+    assert len(answers) == 20
+    for name, kind, answer in answers:
+        if kind == "caption":
+            assert answer == expected["captions"][name]
+        else:
+            got = {row["label"]: row["confidence"] for row in answer["confidences"]}
+            assert got == pytest.approx(expected["labels"][name], abs=1e-5)
+
+
+def test_api_search_questions_and_bad_files(app_url, folders):
+    api = client(app_url)
+    found = api.predict("a green circle", 3, api_name="/search_text")
+    assert len(found) == 3 and all(item["caption"].endswith(").") for item in found)
+    nearest = api.predict(handle_file(str(folders["root"] / "yellow-star.png")), 5, api_name="/search_image")
+    assert len(nearest["data"]) == 5 and all(-1 <= score <= 1 for _, score in nearest["data"])
+    answer = api.predict(handle_file(str(folders["root"] / "red-square.png")), "what color ?", api_name="/answer")
+    assert answer and set(answer.split()) <= {"cat", "dog"}
+    for options in (("beam search", 3, 0.7, 0.9, 6), ("sampling", 3, 1.2, 0.8, 6)):
+        caption = api.predict(handle_file(str(folders["root"] / "red-square.png")), *options, api_name="/caption")
+        assert len(caption.split()) == 6 and set(caption.split()) <= {"cat", "dog"}
+    with pytest.raises(Exception, match="truncated.png"):
+        api.predict(handle_file(str(folders["root"] / "truncated.png")), "red", False, "emoji", 3, api_name="/classify")
+    with pytest.raises(Exception, match="No labels given"):
+        api.predict(handle_file(str(folders["root"] / "red-square.png")), " , \n", False, "emoji", 3,
+                    api_name="/classify")
+
+
+def test_missing_models_show_what_to_do_and_the_rest_still_works(browser, partial_app_url, folders, expected):
+    from playwright.sync_api import expect
+
+    page = browser.new_page()
+    page.set_default_timeout(20_000)
+    page.goto(partial_app_url)
+    expect(page.locator("#status-classify")).to_contain_text("Ready: CLIP model")
+    page.get_by_role("tab", name="Captioning (LiMBeR)").click()
+    status = page.locator("#status-caption")
+    expect(status).to_contain_text("LiMBeR model not available from")
+    expect(status).to_contain_text("no-limber")
+    expect(status).to_contain_text("hf-limber quickstart")
+    expect(status).to_contain_text("HF_LIMBER_LIMBER=")
+    page.get_by_role("tab", name="Image ↔ text search").click()
+    expect(page.locator("#status-search")).to_contain_text("Gallery dataset not available from")
+    expect(page.locator("#status-search")).to_contain_text("HF_LIMBER_GALLERY=")
+    page.close()
+
+    api = client(partial_app_url)
+    with pytest.raises(Exception, match="LiMBeR model not available"):
+        api.predict(handle_file(str(folders["root"] / "red-square.png")), "greedy", 3, 0.7, 0.9, 5, api_name="/caption")
+    labels = api.predict(handle_file(str(folders["root"] / "green-circle.png")), ",".join(LABELS), False, "emoji", 4,
+                         api_name="/classify")
+    scores = expected["labels"]["green circle"]
+    assert labels["label"] == max(scores, key=scores.get)
