@@ -1,11 +1,11 @@
 """A loopback Hugging Face Hub for push/pull tests: the part of the Hub's HTTP API that huggingface_hub
 (with `HF_HUB_DISABLE_XET=1`), transformers and datasets use, for model and dataset repos.
 
-Served: create repo, whoami, README metadata validation, preupload (regular vs LFS), the LFS batch
-API with its upload and verify actions, ndjson commits (regular and LFS files, deletions, parent
-commit check), repo info, tree listings, paths-info, and HEAD/GET (with ranges) on
-`/{repo}/resolve/{revision}/{path}` with the headers huggingface_hub reads (X-Repo-Commit, ETag,
-Content-Length, X-Linked-Etag/X-Linked-Size for LFS files, X-Error-Code on misses).
+Served: create repo, README metadata validation, preupload (regular vs LFS), the LFS batch API with
+its upload and verify actions, ndjson commits (regular and LFS files, parent-commit check), repo
+info, tree listings, and HEAD/GET on `/{repo}/resolve/{revision}/{path}` with the headers
+huggingface_hub reads (X-Repo-Commit, ETag, Content-Length, X-Linked-Etag/X-Linked-Size for LFS
+files, X-Error-Code on misses).
 
 One branch (`main`) plus every commit as a revision; state lives in memory; writes only check that
 a token was sent. Requests the server does not know are answered 404 and listed in `unknown`.
@@ -158,12 +158,6 @@ class LoopbackHub:
                 if value["oid"] not in self.lfs_objects:
                     raise HubError(400, f"LFS object {value['oid']} of {value['path']} was never uploaded")
                 files[value["path"]] = (self.lfs_objects[value["oid"]], True)
-            elif key == "deletedFile":
-                if files.pop(value["path"], None) is None:
-                    raise HubError(404, "A file with this name doesn't exist", "EntryNotFound")
-            elif key == "deletedFolder":
-                prefix = value["path"].rstrip("/") + "/"
-                files = {path: entry for path, entry in files.items() if not path.startswith(prefix)}
             else:
                 raise HubError(400, f"unknown commit operation {key!r}")
         sha = repo.commit(files, header["summary"])
@@ -195,16 +189,12 @@ class LoopbackHub:
             names.update(prefix + "/".join(parts[:level]) for level in range(1, depth + 1))
         return [self.entry(name, files) for name in sorted(names)]
 
-    def paths_info(self, repo: Repo, revision: str, paths: list[str]) -> list[dict[str, Any]]:
-        _, files = self.snapshot(repo, revision)
-        return [item for item in (self.entry(path.strip("/"), files) for path in paths) if item is not None]
-
     def resolve(self, repo: Repo, revision: str, path: str) -> tuple[bytes, dict[str, str]]:
         sha, files = self.snapshot(repo, revision)
         if path not in files:
             raise HubError(404, f"{path} not found at {revision}", "EntryNotFound", sha)
         content, lfs = files[path]
-        headers = {"X-Repo-Commit": sha, "ETag": f'"{git_blob_sha1(content)}"', "Accept-Ranges": "bytes"}
+        headers = {"X-Repo-Commit": sha, "ETag": f'"{git_blob_sha1(content)}"'}
         if lfs:
             headers.update({"ETag": f'"{hashlib.sha256(content).hexdigest()}"',
                             "X-Linked-Etag": f'"{hashlib.sha256(content).hexdigest()}"',
@@ -212,7 +202,7 @@ class LoopbackHub:
         return content, headers
 
 
-API_REPO = re.compile(r"^/api/(models|datasets)/([^/]+/[^/]+)(?:/(preupload|commit|tree|paths-info|revision)/([^/]+)(/.*)?)?$")
+API_REPO = re.compile(r"^/api/(models|datasets)/([^/]+/[^/]+)(?:/(preupload|commit|tree|revision)/([^/]+)(/.*)?)?$")
 LFS_BATCH = re.compile(r"^/(datasets/)?([^/]+/[^/]+)\.git/info/lfs/objects/batch$")
 RESOLVE = re.compile(r"^/(datasets/)?([^/]+/[^/]+)/resolve/([^/]+)/(.+)$")
 LFS_OBJECT = re.compile(r"^/_lfs/([0-9a-f]{64})(/verify)?$")
@@ -268,9 +258,6 @@ def _handler_for(hub: LoopbackHub) -> type[BaseHTTPRequestHandler]:
             method = self.command
             if method == "POST" and path == "/api/repos/create":
                 return self.answer(200, hub.create_repo(json.loads(body)))
-            if method == "GET" and path == "/api/whoami-v2":
-                return self.answer(200, {"type": "user", "name": USER, "orgs": [],
-                                         "auth": {"accessToken": {"role": "write"}}})
             if method == "POST" and path == "/api/validate-yaml":
                 return self.answer(200, {})
             if match := LFS_BATCH.match(path):
@@ -280,11 +267,9 @@ def _handler_for(hub: LoopbackHub) -> type[BaseHTTPRequestHandler]:
                 if method == "PUT":
                     hub.lfs_upload(match[1], body)
                 return self.answer(200, {})
-            if match := RESOLVE.match(path):
-                if method in ("GET", "HEAD"):
-                    content, headers = hub.resolve(hub.repo("dataset" if match[1] else "model", match[2]),
-                                                   match[3], match[4])
-                    return self.send_content(content, headers)
+            if method in ("GET", "HEAD") and (match := RESOLVE.match(path)):
+                content, headers = hub.resolve(hub.repo("dataset" if match[1] else "model", match[2]), match[3], match[4])
+                return self.send(200, content, headers, "application/octet-stream")
             if match := API_REPO.match(path):
                 repo = hub.repo(REPO_TYPES[match[1]], match[2])
                 action, revision, rest = match[3], match[4] or "main", (match[5] or "").lstrip("/")
@@ -298,22 +283,8 @@ def _handler_for(hub: LoopbackHub) -> type[BaseHTTPRequestHandler]:
                 if method == "GET" and action == "tree":
                     recursive = query.get("recursive", ["false"])[0].lower() in ("1", "true")
                     return self.answer(200, hub.tree(repo, revision, rest, recursive))
-                if method == "POST" and action == "paths-info":
-                    form = parse_qs(body.decode()) if body and not body.startswith(b"{") else json.loads(body or b"{}")
-                    return self.answer(200, hub.paths_info(repo, revision, list(form.get("paths", []))))
             hub.unknown.append(f"{method} {self.path}")
             raise HubError(404, f"{method} {self.path} is not served by the loopback hub")
-
-        def send_content(self, content: bytes, headers: dict[str, str]) -> None:
-            ranged = re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("Range", ""))
-            if ranged is None:
-                return self.send(200, content, headers, "application/octet-stream")
-            start = int(ranged[1])
-            end = min(int(ranged[2]) if ranged[2] else len(content) - 1, len(content) - 1)
-            if start >= len(content):
-                return self.send(416, b"", {**headers, "Content-Range": f"bytes */{len(content)}"})
-            headers = {**headers, "Content-Range": f"bytes {start}-{end}/{len(content)}"}
-            return self.send(206, content[start:end + 1], headers, "application/octet-stream")
 
         do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = handle_any
 

@@ -25,7 +25,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from hub_server import LoopbackHub
 
 TESTS = Path(__file__).parent
@@ -68,7 +67,7 @@ def run_step(step: str, work: Path, env: dict[str, str], hide_hf_limber: bool) -
 
 
 def python_blocks(markdown: str) -> list[str]:
-    return re.findall(r"```python\n(.*?)```", markdown, flags=re.S)
+    return re.findall(r"```python\n(.*?)```", markdown, flags=re.DOTALL)
 
 
 def run_snippet(code: str) -> str:
@@ -91,8 +90,10 @@ def draw_image(work: Path):
 
 def push_step(work: Path) -> None:
     """With hf_limber: build tiny models and a dataset, push them, and keep the reference outputs."""
-    from datasets import ClassLabel, Dataset, DatasetDict, Features, Image as ImageFeature, Value, load_dataset
+    from datasets import ClassLabel, Dataset, DatasetDict, Features, Value, load_dataset
+    from datasets import Image as ImageFeature
     from huggingface_hub import DatasetCard, ModelCard
+    from limber_parts import image_encoder, language_model, word_tokenizer
     from safetensors.torch import save_file
     from transformers import AutoTokenizer
 
@@ -100,7 +101,6 @@ def push_step(work: Path) -> None:
     from hf_limber.cli import main as cli
     from hf_limber.clip.tokenization import clip_tokenizer_from_bpe, default_bpe_path
     from hf_limber.hub import push_folder, write_model_card
-    from limber_parts import image_encoder, language_model, word_tokenizer
 
     image = draw_image(work)
     outputs: dict[str, torch.Tensor] = {}
@@ -139,6 +139,9 @@ def push_step(work: Path) -> None:
     processor.push_to_hub(FULL_REPO)
     limber.save_pretrained(work / "limber", full=True)
     processor.save_pretrained(work / "limber")
+    (work / "limber" / "checkpoint-5").mkdir()  # Trainer leftovers that must stay local
+    (work / "limber" / "checkpoint-5" / "model.safetensors").write_bytes(b"stale")
+    (work / "limber" / "training_args.bin").write_bytes(b"pickle")
     assert cli(["push", str(work / "limber"), CLI_REPO]) == 0  # writes the model card as it goes
     batch = processor(images=[image, image], text=LIMBER_TEXTS)
     with torch.no_grad():
@@ -269,6 +272,13 @@ def test_push_to_hub_keeps_the_adapter_or_full_choice(roundtrip):
         assert {"modeling_limber.py", "processing_limber.py", "modeling_clip.py", "processing_clip.py"} <= set(files)
     config = json.loads(hub.files(ADAPTER_REPO)["config.json"])
     assert (config["vision_source"], config["text_source"]) == (CLIP_REPO, LM_REPO)
+
+
+def test_cli_push_uploads_the_model_and_its_card_but_not_training_state(roundtrip):
+    hub, *_ = roundtrip
+    files = set(hub.files(CLI_REPO))
+    assert {"README.md", "config.json", "model.safetensors", "modeling_limber.py", "processor_config.json"} <= files
+    assert not any(name.startswith("checkpoint-") or name == "training_args.bin" for name in files)
 
 
 def test_model_cards_parse_and_their_snippets_run(roundtrip):

@@ -18,6 +18,7 @@ from typing import Any
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from huggingface_hub.utils import HFValidationError, validate_repo_id
 from safetensors import safe_open
+from transformers import AutoConfig
 
 KINDS = {"limber_clip": "clip", "limber": "limber"}  # config.json model_type -> kind
 PIPELINE_TAGS = {"clip": "zero-shot-image-classification", "limber": "image-to-text"}
@@ -46,14 +47,14 @@ CITATIONS = {
 
 
 def folder_kind(folder: str | os.PathLike) -> str:
-    """"clip" or "limber", from the folder's config.json."""
+    """The kind of model saved in `folder` ("clip" or "limber"), from its config.json."""
     config_file = Path(folder) / "config.json"
     if not config_file.is_file():
         raise FileNotFoundError(f"{folder} has no config.json: save the model there with save_pretrained first.")
     model_type = json.loads(config_file.read_text()).get("model_type")
     if model_type not in KINDS:
         raise ValueError(f"{folder} holds a {model_type!r} model; model cards are written for hf_limber's CLIP "
-                         f"({'/'.join(k for k, v in KINDS.items() if v == 'clip')}) and LiMBeR (limber) models.")
+                         "(limber_clip) and LiMBeR (limber) models.")
     return KINDS[model_type]
 
 
@@ -170,9 +171,7 @@ def _plots_section(folder: Path, plots: Sequence[str | os.PathLike]) -> str:
     """Links relative to the card; a plot kept outside the folder is copied into `plots/` first."""
     links = []
     for plot in plots:
-        path = Path(plot) if Path(plot).is_absolute() else folder / plot
-        if not path.is_file() and Path(plot).is_file():
-            path = Path(plot)
+        path = folder / plot if (folder / plot).is_file() else Path(plot)
         if not path.is_file():
             raise FileNotFoundError(f"Plot {plot} not found (looked in {folder} and the working directory).")
         if not path.resolve().is_relative_to(folder.resolve()):
@@ -183,7 +182,7 @@ def _plots_section(folder: Path, plots: Sequence[str | os.PathLike]) -> str:
     return "## Plots\n\n" + "\n\n".join(links)
 
 
-def usage_snippets(kind: str, repo_id: str) -> str:
+def _usage_section(kind: str, repo_id: str) -> str:
     """How to use the model once it is on the Hub as `repo_id`: with transformers alone (remote code)
     and, for LiMBeR, with hf_limber's classes."""
     if kind == "clip":
@@ -283,8 +282,6 @@ def write_model_card(
 
     Returns the path of the card.
     """
-    from transformers import AutoConfig
-
     folder = Path(folder)
     kind = kind or folder_kind(folder)
     if kind not in PIPELINE_TAGS:
@@ -310,7 +307,7 @@ def write_model_card(
         sections.append(_results_table(results))
     if plots:
         sections.append(_plots_section(folder, plots))
-    sections.append(usage_snippets(kind, name))
+    sections.append(_usage_section(kind, name))
     sections.append(f"## Citation\n\n```bibtex\n{CITATIONS[kind]}\n```")
     styles = _emoji_styles(training)
     if styles:

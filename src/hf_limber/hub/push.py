@@ -26,7 +26,7 @@ DATASET_CARD_FILES = ["README.md", "examples/*"]
 
 
 def folder_repo_type(folder: Path) -> str:
-    """"dataset" for a save_to_disk folder, "model" for a save_pretrained one."""
+    """The repo type a folder needs: "dataset" for a save_to_disk folder, "model" for a save_pretrained one."""
     if any((folder / marker).is_file() for marker in DATASET_MARKERS):
         return "dataset"
     if any((folder / marker).is_file() for marker in MODEL_MARKERS) or any(folder.glob("*.safetensors")):
@@ -67,7 +67,8 @@ def push_folder(
     api = HfApi(token=token)
     url = api.create_repo(repo_id, private=private, repo_type=repo_type, exist_ok=True)
     if repo_type == "dataset":
-        return _push_dataset(api, folder, url.repo_id, private, commit_message, str(url))
+        _push_dataset(api, folder, url.repo_id, private, commit_message)
+        return str(url)
     if not (folder / "README.md").exists() and _is_hf_limber_model(folder):
         write_model_card(folder, repo_id=url.repo_id)
     api.upload_folder(folder_path=folder, repo_id=url.repo_id, repo_type="model", ignore_patterns=TRAINING_STATE,
@@ -80,8 +81,7 @@ def _is_hf_limber_model(folder: Path) -> bool:
     return config.is_file() and json.loads(config.read_text()).get("model_type") in KINDS
 
 
-def _push_dataset(api: HfApi, folder: Path, repo_id: str, private: bool, commit_message: str | None,
-                  url: str) -> str:
+def _push_dataset(api: HfApi, folder: Path, repo_id: str, private: bool, commit_message: str | None) -> None:
     from datasets import load_from_disk
 
     # The card (and its example grids) first: push_to_hub then adds the features and splits to it.
@@ -90,4 +90,3 @@ def _push_dataset(api: HfApi, folder: Path, repo_id: str, private: bool, commit_
                           allow_patterns=DATASET_CARD_FILES, commit_message="Dataset card")
     load_from_disk(str(folder)).push_to_hub(repo_id, private=private, token=api.token,
                                             commit_message=commit_message or "Upload dataset with hf_limber")
-    return url

@@ -63,7 +63,7 @@ def save_part_code(folder: str | os.PathLike, part_config: PretrainedConfig | No
     if part_config is None:
         return
     config_class = type(part_config)
-    model_class = auto_class._model_mapping[config_class] if config_class in auto_class._model_mapping else None
+    model_class = auto_class._model_mapping.get(config_class, None)
     if getattr(config_class, "_auto_class", None) is None or getattr(model_class, "_auto_class", None) is None:
         return
     part_config.auto_map = {
