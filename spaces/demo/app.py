@@ -92,6 +92,11 @@ def check_upload(path: str | None) -> tuple[Image.Image | None, Any]:
         return None, None
 
 
+def show_decoding_options(mode: str) -> list[dict[str, Any]]:
+    """The beam count for beam search, temperature and top-p for sampling, nothing for greedy."""
+    return [gr.update(visible=mode == "beam search")] + [gr.update(visible=mode == "sampling")] * 2
+
+
 def build_demo(clip_dir: str | os.PathLike | None = None, limber_dir: str | os.PathLike | None = None,
                gallery_dir: str | os.PathLike | None = None) -> gr.Blocks:
     """The app over the given model folders / Hub ids (None: the environment variable or the
@@ -156,11 +161,10 @@ def build_demo(clip_dir: str | os.PathLike | None = None, limber_dir: str | os.P
                         max_new_tokens = gr.Slider(1, 64, value=20, step=1, label="Max new tokens")
                         cap_button = gr.Button("Caption", variant="primary", elem_id="cap-run")
                     cap_output = gr.Textbox(label="Caption", elem_id="cap-text", interactive=False)
-                decoding.change(
-                    lambda mode: [gr.update(visible=mode == "beam search")] + [gr.update(visible=mode == "sampling")] * 2,
-                    decoding, [num_beams, temperature, top_p], api_visibility="private",
-                )
-                cap_button.click(friendly(caption), [cap_image, decoding, num_beams, temperature, top_p, max_new_tokens],
+                decoding.change(show_decoding_options, decoding, [num_beams, temperature, top_p],
+                                api_visibility="private")
+                cap_button.click(friendly(caption),
+                                 [cap_image, decoding, num_beams, temperature, top_p, max_new_tokens],
                                  cap_output, api_name="caption")
 
             with gr.Tab("Visual questions (LiMBeR)", id="answer"):
