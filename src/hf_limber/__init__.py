@@ -7,6 +7,7 @@ Auto classes, so `AutoModel.from_pretrained(folder)` and `pipeline(...)` find th
 from transformers import (
     AutoConfig,
     AutoModel,
+    AutoModelForImageClassification,
     AutoModelForZeroShotImageClassification,
     AutoProcessor,
 )
@@ -19,6 +20,7 @@ from .clip import (
     ClipTextModel,
     ClipTextModelWithProjection,
     ClipVisionConfig,
+    ClipVisionForImageClassification,
     ClipVisionModel,
     ClipVisionModelWithProjection,
     list_presets,
@@ -39,6 +41,7 @@ def _register_auto_classes() -> None:
         AutoConfig.register(config_class.model_type, config_class, exist_ok=True)
         AutoModel.register(config_class, model_class, exist_ok=True)
     AutoModelForZeroShotImageClassification.register(ClipConfig, ClipModel, exist_ok=True)
+    AutoModelForImageClassification.register(ClipVisionConfig, ClipVisionForImageClassification, exist_ok=True)
     AutoProcessor.register(ClipConfig, ClipProcessor, exist_ok=True)
     AutoConfig.register(LimberConfig.model_type, LimberConfig, exist_ok=True)
     AutoModel.register(LimberConfig, LimberForCausalLM, exist_ok=True)
@@ -49,6 +52,7 @@ def _register_auto_classes() -> None:
         config_class.register_for_auto_class()
     for model_class in (ClipModel, ClipTextModel, ClipVisionModel):
         model_class.register_for_auto_class("AutoModel")
+    ClipVisionForImageClassification.register_for_auto_class("AutoModelForImageClassification")
     ClipProcessor.register_for_auto_class("AutoProcessor")
     # LiMBeR under AutoModel, as registered above: its generate needs images, which text-generation
     # pipelines (AutoModelForCausalLM) cannot give. A LiMBeR folder also carries its CLIP tower's code
@@ -61,7 +65,7 @@ _register_auto_classes()
 
 __all__ = [
     "ClipConfig", "ClipModel", "ClipOutput", "ClipProcessor", "ClipTextConfig", "ClipTextModel",
-    "ClipTextModelWithProjection", "ClipVisionConfig", "ClipVisionModel", "ClipVisionModelWithProjection",
-    "ContrastiveLoss", "ContrastiveTrainer", "ContrastiveTrainingArguments",
+    "ClipTextModelWithProjection", "ClipVisionConfig", "ClipVisionForImageClassification", "ClipVisionModel",
+    "ClipVisionModelWithProjection", "ContrastiveLoss", "ContrastiveTrainer", "ContrastiveTrainingArguments",
     "LimberConfig", "LimberForCausalLM", "LimberProcessor", "list_presets",
 ]

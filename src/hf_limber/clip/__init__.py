@@ -7,6 +7,7 @@ from .modeling_clip import (
     ClipPreTrainedModel,
     ClipTextModel,
     ClipTextModelWithProjection,
+    ClipVisionForImageClassification,
     ClipVisionModel,
     ClipVisionModelWithProjection,
 )
@@ -14,6 +15,6 @@ from .presets import list_presets
 
 __all__ = [
     "ClipConfig", "ClipModel", "ClipOutput", "ClipPreTrainedModel", "ClipTextConfig", "ClipTextModel",
-    "ClipTextModelWithProjection", "ClipVisionConfig", "ClipVisionModel", "ClipVisionModelWithProjection",
+    "ClipTextModelWithProjection", "ClipVisionConfig", "ClipVisionForImageClassification", "ClipVisionModel", "ClipVisionModelWithProjection",
     "list_presets",
 ]

