@@ -345,6 +345,8 @@ def test_model_card_of_a_local_folder(tmp_path):
     from hf_limber import ClipConfig, ClipModel
     from hf_limber.hub import write_model_card
 
+    with pytest.raises(ValueError, match="found None. Save the model there"):
+        write_model_card(tmp_path)
     ClipModel(ClipConfig.from_preset("tiny-resnet")).save_pretrained(tmp_path)
     with pytest.raises(ValueError, match="lacks \\['value'\\]"):
         write_model_card(tmp_path, results=[{"task": "t", "dataset": "d", "metric": "m"}])

@@ -8,6 +8,7 @@ code that runs as written once the folder is on the Hub under `repo_id`.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import textwrap
@@ -46,16 +47,11 @@ CITATIONS = {
 }
 
 
-def folder_kind(folder: str | os.PathLike) -> str:
-    """The kind of model saved in `folder` ("clip" or "limber"), from its config.json."""
+def model_kind(folder: str | os.PathLike) -> str | None:
+    """The kind of hf_limber model saved in `folder` ("clip" or "limber", from its config.json), None
+    for anything else."""
     config_file = Path(folder) / "config.json"
-    if not config_file.is_file():
-        raise FileNotFoundError(f"{folder} has no config.json: save the model there with save_pretrained first.")
-    model_type = json.loads(config_file.read_text()).get("model_type")
-    if model_type not in KINDS:
-        raise ValueError(f"{folder} holds a {model_type!r} model; model cards are written for hf_limber's CLIP "
-                         "(limber_clip) and LiMBeR (limber) models.")
-    return KINDS[model_type]
+    return KINDS.get(json.loads(config_file.read_text()).get("model_type")) if config_file.is_file() else None
 
 
 def _hub_id(source: str | None) -> str | None:
@@ -75,9 +71,7 @@ def _parameter_counts(folder: Path) -> tuple[int, int]:
     for file in sorted(folder.glob("*.safetensors")):
         with safe_open(str(file), framework="pt") as weights:
             for name in weights.keys():
-                count = 1
-                for size in weights.get_slice(name).get_shape():
-                    count *= size
+                count = math.prod(weights.get_slice(name).get_shape())
                 total += count
                 projection += count if name.startswith("projection.") else 0
     return total, projection
@@ -283,9 +277,10 @@ def write_model_card(
     Returns the path of the card.
     """
     folder = Path(folder)
-    kind = kind or folder_kind(folder)
+    kind = kind or model_kind(folder)
     if kind not in PIPELINE_TAGS:
-        raise ValueError(f"kind must be one of {sorted(PIPELINE_TAGS)}, not {kind!r}.")
+        raise ValueError(f"{folder}: model cards are written for hf_limber's CLIP and LiMBeR models (kind "
+                         f"{' or '.join(PIPELINE_TAGS)}), found {kind!r}. Save the model there with save_pretrained.")
     config = AutoConfig.from_pretrained(folder)
     name = repo_id or f"your-name/{folder.resolve().name}"
     total, projection = _parameter_counts(folder)

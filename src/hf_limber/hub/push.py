@@ -8,13 +8,12 @@ the features and splits to the dataset card that the folder carries (hf-limber d
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 from huggingface_hub import HfApi, get_token
 
-from .cards import KINDS, write_model_card
+from .cards import model_kind, write_model_card
 
 DATASET_MARKERS = ("dataset_dict.json", "dataset_info.json")  # what save_to_disk writes (DatasetDict, Dataset)
 MODEL_MARKERS = ("config.json", "processor_config.json", "preprocessor_config.json", "tokenizer_config.json")
@@ -69,16 +68,11 @@ def push_folder(
     if repo_type == "dataset":
         _push_dataset(api, folder, url.repo_id, private, commit_message)
         return str(url)
-    if not (folder / "README.md").exists() and _is_hf_limber_model(folder):
+    if not (folder / "README.md").exists() and model_kind(folder):
         write_model_card(folder, repo_id=url.repo_id)
     api.upload_folder(folder_path=folder, repo_id=url.repo_id, repo_type="model", ignore_patterns=TRAINING_STATE,
                       commit_message=commit_message or "Upload model with hf_limber")
     return str(url)
-
-
-def _is_hf_limber_model(folder: Path) -> bool:
-    config = folder / "config.json"
-    return config.is_file() and json.loads(config.read_text()).get("model_type") in KINDS
 
 
 def _push_dataset(api: HfApi, folder: Path, repo_id: str, private: bool, commit_message: str | None) -> None:
