@@ -47,7 +47,9 @@ RESULTS = [
 
 def hub_env(hub_url: str, home: Path) -> dict[str, str]:
     """The environment of a process that talks to the loopback Hub, with a fresh cache."""
-    env = dict(os.environ)
+    # Caches follow HF_HOME only when no variable names them elsewhere.
+    caches = ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "TRANSFORMERS_CACHE", "HF_MODULES_CACHE", "HF_DATASETS_CACHE")
+    env = {key: value for key, value in os.environ.items() if key not in caches}
     env.update(
         HF_ENDPOINT=hub_url, HF_HUB_OFFLINE="0", HF_DATASETS_OFFLINE="0", TRANSFORMERS_OFFLINE="0",
         HF_HUB_DISABLE_XET="1", HF_TOKEN="hf_loopback_token", HF_HOME=str(home), HF_HUB_DISABLE_TELEMETRY="1",
