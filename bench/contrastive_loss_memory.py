@@ -60,7 +60,7 @@ def _available_bytes() -> int:
     raise RuntimeError("MemAvailable not in /proc/meminfo")
 
 
-def _peak_of_allocation_events(profiler) -> int:
+def peak_of_allocation_events(profiler) -> int:
     """Largest net size of all tensors torch allocated since profiling began (replaying alloc/free events in order)."""
     events = sorted((e.start_ns(), e.nbytes()) for e in profiler.profiler.kineto_results.events() if e.name() == "[memory]")
     live = peak = 0
@@ -120,7 +120,7 @@ def measure(mode: str, batch: int, dim: int, block_size: int, out: Path) -> None
         torch.cuda.synchronize()
         torch_peak, rss_peak = torch.cuda.max_memory_allocated() - before, float("nan")
     else:
-        torch_peak, rss_peak = _peak_of_allocation_events(profiler), _rss_bytes("VmHWM") - before
+        torch_peak, rss_peak = peak_of_allocation_events(profiler), _rss_bytes("VmHWM") - before
     seconds = time.perf_counter() - start
 
     grad_norm_sq = (image.grad.double() / world).square().sum()

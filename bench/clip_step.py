@@ -1,0 +1,95 @@
+"""CLIP training step (forward, loss, backward, AdamW step): ours vs transformers vs open_clip, fp32 and bf16."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from hf_limber import ClipConfig
+
+from .clip_models import Contender, adamw_like, clip_inputs, contenders, ours, ours_trainer_optimizer
+from .report import comparison_table, speed_ratio
+from .timing import Case, compare, count_flops, top_ops
+
+
+@dataclass
+class StepResults:
+    markdown: list[str] = field(default_factory=list)
+    # (preset, dtype name) -> the cases as measured, for the goals table
+    cases: dict[tuple[str, str], list[Case]] = field(default_factory=dict)
+
+
+def training_step(contender: Contender, pixels: torch.Tensor, ids: torch.Tensor, bf16: bool) -> Callable[[], None]:
+    def step() -> None:
+        # Autocast covers forward and loss only; backward runs in the dtypes autocast chose.
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = contender.loss(pixels, ids)
+        loss.backward()
+        contender.optimizer.step()
+        contender.optimizer.zero_grad(set_to_none=True)
+
+    return step
+
+
+def step_cases(players: list[Contender], config: ClipConfig, batch: int, bf16: bool) -> list[Case]:
+    pixels, ids = clip_inputs(config, batch)
+    cases = [Case(p.name, training_step(p, pixels, ids, bf16), items=batch) for p in players]
+    # Model FLOPs do not depend on the dtype: count them on an fp32 step of the same shapes (a bf16
+    # step is minutes long on CPUs without native bf16).
+    for case, player in zip(cases, players):
+        case.flops = count_flops(training_step(player, pixels, ids, bf16=False))
+    return cases
+
+
+def clip_step_section(presets: list[str], batch: dict[str, int], repeats: dict[str, int],
+                      peaks: dict[torch.dtype, float], profile: bool) -> StepResults:
+    """fp32 then bf16 for each preset; the fp32 rounds are the bf16 warm-up (same models, optimiser state)."""
+    results = StepResults()
+    for preset in presets:
+        config = ClipConfig.from_preset(preset)
+        players = contenders(preset)
+        for dtype_name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+            print(f"[clip step] {preset} {dtype_name}: {', '.join(p.name for p in players)}", flush=True)
+            cases = step_cases(players, config, batch[dtype_name], bf16=dtype_name == "bf16")
+            # Warm-up: the FLOP-counting step (fp32), and for bf16 also the fp32 rounds on the same models.
+            compare(cases, repeats[dtype_name], warmup=0)
+            results.cases[(preset, dtype_name)] = cases
+            fastest_peer = min((c for c in cases if c.name != "ours"), key=lambda c: c.median)
+            results.markdown += [
+                f"### {preset}, {dtype_name}{' autocast' if dtype_name == 'bf16' else ''}, "
+                f"batch {batch[dtype_name]} images + {batch[dtype_name]} texts",
+                "",
+                comparison_table(cases, "ours", peaks[dtype], unit="images/s"),
+                "",
+                f"ours vs fastest peer ({fastest_peer.name}): **{speed_ratio(cases, 'ours', fastest_peer.name):.2f}x**",
+                "",
+            ]
+            if profile:
+                results.markdown += [f"Top ops of ours ({preset}, {dtype_name}), one step:", "",
+                                     top_ops(cases[0].run), ""]
+        del players, cases
+        gc.collect()
+    return results
+
+
+def adamw_section(preset: str, repeats: int) -> str:
+    """One AdamW step over the full parameter set: the loop ContrastiveTrainer builds vs foreach vs fused."""
+    model = ours(preset).model
+    for parameter in model.parameters():
+        parameter.grad = torch.randn_like(parameter)
+    shipped = ours_trainer_optimizer(model)
+    optimizers = {
+        "ContrastiveTrainer's AdamW (for-loop on CPU)": shipped,
+        "foreach=True": adamw_like(shipped.param_groups, foreach=True),
+        "fused=True (used in the steps above)": adamw_like(shipped.param_groups, fused=True),
+    }
+    cases = compare([Case(name, opt.step) for name, opt in optimizers.items()], repeats)
+    rows = [f"| {case.name} | {case.median:.2f} | {cases[0].median / case.median:.2f}x |" for case in cases]
+    params = sum(p.numel() for p in model.parameters()) / 1e6
+    return "\n".join([
+        f"AdamW step alone, {preset} ({params:.0f}M parameters), median of {repeats}:", "",
+        "| optimizer | median s | speed vs ContrastiveTrainer's |", "|---|---:|---:|", *rows,
+    ])
