@@ -160,8 +160,9 @@ def partial_app_url(space_module, folders):
 @pytest.fixture(scope="module")
 def browser():
     needs_browser()
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=30_000)  # the machine may be busy: 5 s is playwright's default
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
         yield chromium
@@ -174,7 +175,7 @@ def page(browser, app_url):
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     page.outside_requests = []
     page.on("request", lambda r: r.url.startswith((app_url, "data:", "blob:")) or page.outside_requests.append(r.url))
-    page.set_default_timeout(20_000)
+    page.set_default_timeout(30_000)
     yield page
     page.close()
 
@@ -281,7 +282,7 @@ def test_missing_models_are_named_in_their_tabs_with_what_to_do(browser, partial
     from playwright.sync_api import expect
 
     page = browser.new_page()
-    page.set_default_timeout(20_000)
+    page.set_default_timeout(30_000)
     page.goto(partial_app_url)
     expect(page.locator("#status-classify")).to_contain_text("Ready: CLIP model")
     page.get_by_role("tab", name="Captioning (LiMBeR)").click()

@@ -9,6 +9,7 @@ models up without a restart.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import threading
@@ -31,7 +32,7 @@ from hf_limber.limber.questions import answer_questions
 CLIP_SOURCE = ("HF_LIMBER_CLIP", "runs/quickstart/clip")
 LIMBER_SOURCE = ("HF_LIMBER_LIMBER", "runs/quickstart/limber")
 GALLERY_SOURCE = ("HF_LIMBER_GALLERY", "runs/quickstart/data/emoji")
-# The held-out style makes the most honest gallery; 500 images embed in seconds on a CPU.
+# The held-out style makes the most honest gallery; about 500 images embed in seconds on a CPU.
 GALLERY_SPLIT = "test_openmoji"
 GALLERY_SIZE = 500
 # This file sits in <repo>/spaces/demo/; relative defaults are tried there as well as in the current directory.
@@ -148,8 +149,9 @@ def load_limber(location: Path | str) -> Limber:
 
 
 def load_gallery(location: Path | str, size: int = GALLERY_SIZE) -> Gallery:
-    """The first `size` rows of the held-out style's split (else of the first split) of a dataset
-    saved with `save_to_disk`, or of a Hub dataset."""
+    """At most `size` evenly spaced rows of the held-out style's split (else of the first split) of a
+    dataset saved with `save_to_disk`, or of a Hub dataset. Evenly spaced, not the first rows: the emoji
+    datasets are in emoji order, whose first 500 are nearly all faces and people."""
     import datasets
 
     if isinstance(location, Path):
@@ -164,7 +166,10 @@ def load_gallery(location: Path | str, size: int = GALLERY_SIZE) -> Gallery:
             f"The gallery dataset at '{location}' has no {' or '.join(sorted(absent))} column (it has "
             f"{', '.join(data.column_names)}). Point HF_LIMBER_GALLERY at a dataset built by `hf-limber data emoji`."
         )
-    rows = data.select(range(min(size, len(data))))
+    if len(data) == 0:
+        raise Missing(f"The gallery dataset at '{location}' has no rows. Point HF_LIMBER_GALLERY at a dataset "
+                      "built by `hf-limber data emoji`.")
+    rows = data.select(range(0, len(data), math.ceil(len(data) / size)))
     return Gallery([to_rgb(image) for image in rows["image"]], list(rows["caption"]))
 
 
