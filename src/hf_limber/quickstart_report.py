@@ -6,45 +6,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .evaluation.clip_report import card_results as clip_card_results
 from .evaluation.clip_report import markdown_table
+from .evaluation.limber_report import card_results as limber_card_results
 from .evaluation.limber_report import comparison_table, summary_row
 from .hub.cards import write_model_card
 
 EMOJI = "emoji (hf-limber data emoji)"
 SCENES = "emoji scenes (hf-limber data emoji-scenes)"
-
-
-def _clip_results(report: dict[str, Any]) -> list[dict[str, Any]]:
-    split = report["split"]
-    results = []
-    for column, by_templates in report["zero_shot"].items():
-        for templates, result in by_templates.items():
-            results.append({"task": "zero-shot-image-classification", "dataset": EMOJI, "split": split,
-                            "metric": "accuracy", "metric_name": f"zero-shot top-1, {column}, {templates} templates",
-                            "value": round(result["top1"], 4)})
-    for column, by_shots in report.get("linear_probe", {}).items():
-        for shots, result in by_shots.items():
-            results.append({"task": "image-classification", "dataset": EMOJI, "split": split, "metric": "accuracy",
-                            "metric_name": f"{shots}-shot linear probe top-1, {column}",
-                            "value": round(result["accuracy"], 4)})
-    for name, value in report.get("retrieval", {}).items():
-        results.append({"task": "image-text-retrieval", "dataset": EMOJI, "split": split, "metric": "recall",
-                        "metric_name": name.replace("_", " "), "value": round(value, 4)})
-    return results
-
-
-def _limber_results(report: dict[str, Any]) -> list[dict[str, Any]]:
-    split = report["split"]
-    results = [{"task": "image-to-text", "dataset": SCENES, "split": split, "metric": "cider", "metric_name": "CIDEr-D",
-                "value": round(report["cider_d"], 4)}]
-    for key, name in (("clip_score", "CLIPScore"), ("ref_clip_score", "RefCLIPScore")):
-        if report.get(key) is not None:
-            results.append({"task": "image-to-text", "dataset": SCENES, "split": split, "metric": key,
-                            "metric_name": name, "value": round(report[key], 4)})
-    for shots, result in report.get("vqa", {}).items():
-        results.append({"task": "visual-question-answering", "dataset": SCENES, "split": split, "metric": "accuracy",
-                        "metric_name": f"VQA accuracy, {shots}-shot", "value": round(result["accuracy"], 2)})
-    return results
 
 
 def _plots(folder: Path, report: dict[str, Any], eval_dir: str) -> list[str]:
@@ -55,13 +24,13 @@ def write_cards(config: Any, state: dict[str, Any]) -> None:
     stages = state["stages"]
     clip_report = stages["eval-clip"]["result"]
     clip_eval = f"eval-{clip_report['split']}"
-    write_model_card(config.clip, kind="clip", results=_clip_results(clip_report), plots=_plots(
+    write_model_card(config.clip, kind="clip", results=clip_card_results(clip_report, EMOJI), plots=_plots(
         config.clip, json_report(config.clip / clip_eval), clip_eval), training={
         "data": str(config.emoji), "train_time": stages["clip"]["seconds"], "preset": config.clip_preset,
         "epochs": config.clip_epochs, "steps": stages["clip"]["result"]["steps"],
         "machine": "2-core CPU, fp32", "eval_loss_per_epoch": stages["clip"]["result"]["eval_loss"]})
     limber_report = stages["eval-limber"]["result"]
-    write_model_card(config.limber, kind="limber", results=_limber_results(limber_report), plots=_plots(
+    write_model_card(config.limber, kind="limber", results=limber_card_results(limber_report, SCENES), plots=_plots(
         config.limber, json_report(config.limber / "eval-validation"), "eval-validation"), training={
         "data": str(config.scenes), "train_time": stages["limber"]["seconds"], "steps": config.limber_steps,
         "batch_size": config.limber_batch_size, "image_encoder": "the quickstart CLIP (frozen)",

@@ -42,6 +42,10 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--probe-column", default="subcategory", help="label column of the linear probes ('' to skip)")
     evaluate.add_argument("--shots", nargs="*", type=int, default=[1, 4, 16], help="examples per class for the probes")
     evaluate.add_argument("--out", type=Path, default=None, help="report folder (default: MODEL/eval-SPLIT)")
+    evaluate.add_argument("--card", action="store_true",
+                          help="write MODEL/README.md, the model card, with these results and plots")
+    evaluate.add_argument("--recipe", type=Path, default=None, help="for the card: the recipe that trained MODEL")
+    evaluate.add_argument("--train-minutes", type=float, default=None, help="for the card: how long training took")
     evaluate.set_defaults(run=run_evaluate)
 
 
@@ -80,4 +84,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
     write_report(evaluation, dataset_dict[split], settings, out, {"model": str(args.model), "dataset": str(args.dataset)})
     print(markdown_table(evaluation.report))
     print(f"Report, table and plots in {out}")
+    if args.card:
+        from ..evaluation.clip_report import card_results
+        from ..hub.cards import write_card_from_report
+
+        print(f"Model card: {write_card_from_report(args, 'clip', card_results(evaluation.report, args.dataset.name), out)}")
     return 0

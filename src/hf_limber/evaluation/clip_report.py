@@ -135,6 +135,26 @@ def markdown_table(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def card_results(report: dict[str, Any], dataset: str) -> list[dict[str, Any]]:
+    """The report as model-card results (`hf_limber.hub.cards.write_model_card`, model-index)."""
+    split = report["split"]
+    results = []
+    for column, by_templates in report["zero_shot"].items():
+        for templates, result in by_templates.items():
+            results.append({"task": "zero-shot-image-classification", "dataset": dataset, "split": split,
+                            "metric": "accuracy", "metric_name": f"zero-shot top-1, {column}, {templates} templates",
+                            "value": round(result["top1"], 4)})
+    for column, by_shots in report.get("linear_probe", {}).items():
+        for shots, result in by_shots.items():
+            results.append({"task": "image-classification", "dataset": dataset, "split": split, "metric": "accuracy",
+                            "metric_name": f"{shots}-shot linear probe top-1, {column}",
+                            "value": round(result["accuracy"], 4)})
+    for name, value in report.get("retrieval", {}).items():
+        results.append({"task": "image-text-retrieval", "dataset": dataset, "split": split, "metric": "recall",
+                        "metric_name": name.replace("_", " "), "value": round(value, 4)})
+    return results
+
+
 def write_report(evaluation: ClipEvaluation, dataset: Any, settings: ClipEvalSettings, out_dir: str | Path,
                  extra: dict[str, Any] | None = None) -> Path:
     """report.json, report.md and the PNG plots in `out_dir`; returns the folder."""

@@ -145,6 +145,21 @@ def comparison_table(rows: dict[str, dict[str, float | None]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def card_results(report: dict[str, Any], dataset: str) -> list[dict[str, Any]]:
+    """The report as model-card results (`hf_limber.hub.cards.write_model_card`, model-index)."""
+    split = report["split"]
+    results = [{"task": "image-to-text", "dataset": dataset, "split": split, "metric": "cider", "metric_name": "CIDEr-D",
+                "value": round(report["cider_d"], 4)}]
+    for key, name in (("clip_score", "CLIPScore"), ("ref_clip_score", "RefCLIPScore")):
+        if report.get(key) is not None:
+            results.append({"task": "image-to-text", "dataset": dataset, "split": split, "metric": key,
+                            "metric_name": name, "value": round(report[key], 4)})
+    for shots, result in report.get("vqa", {}).items():
+        results.append({"task": "visual-question-answering", "dataset": dataset, "split": split, "metric": "accuracy",
+                        "metric_name": f"VQA accuracy, {shots}-shot", "value": round(result["accuracy"], 2)})
+    return results
+
+
 def write_limber_report(evaluation: LimberEvaluation, dataset: Any, settings: LimberEvalSettings,
                         out_dir: str | Path, extra: dict[str, Any] | None = None) -> Path:
     """report.json, report.md, concept_recall.png and examples.png in `out_dir`."""

@@ -310,3 +310,16 @@ def write_model_card(
     card = ModelCard("\n\n".join(sections) + "\n")
     card.save(folder / "README.md")
     return folder / "README.md"
+
+
+def write_card_from_report(args: Any, kind: str, results: Sequence[Mapping[str, Any]], report_dir: Path) -> Path:
+    """The card an `eval-clip --card` / `eval-limber --card` run writes: its results, its plots (the
+    report folder's PNGs) and what the command line says about training."""
+    folder = Path(args.model)
+    plots = sorted(str(plot) for plot in Path(report_dir).glob("*.png"))
+    training = {"data": str(args.dataset)}
+    if args.recipe:
+        training["recipe"] = str(args.recipe)
+    if args.train_minutes is not None:
+        training["train_time"] = 60 * args.train_minutes
+    return write_model_card(folder, kind=kind, results=results, plots=plots, training=training)

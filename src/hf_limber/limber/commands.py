@@ -42,6 +42,10 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--max-new-tokens", type=int, default=24)
     evaluate.add_argument("--num-beams", type=int, default=1)
     evaluate.add_argument("--out", type=Path, default=None, help="report folder (default: MODEL/eval-SPLIT)")
+    evaluate.add_argument("--card", action="store_true",
+                          help="write MODEL/README.md, the model card, with these results and plots")
+    evaluate.add_argument("--recipe", type=Path, default=None, help="for the card: the recipe that trained MODEL")
+    evaluate.add_argument("--train-minutes", type=float, default=None, help="for the card: how long training took")
     evaluate.set_defaults(run=run_evaluate)
 
     compare = subparsers.add_parser(
@@ -133,6 +137,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
                         {"model": str(args.model), "dataset": str(args.dataset), "scorer": scorer_path})
     print((out / "report.md").read_text().split("\n\n![", 1)[0])
     print(f"Report, table and plots in {out}")
+    if args.card:
+        from ..evaluation.limber_report import card_results
+        from ..hub.cards import write_card_from_report
+
+        print(f"Model card: {write_card_from_report(args, 'limber', card_results(evaluation.report, args.dataset.name), out)}")
     return 0
 
 
