@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from huggingface_hub import ModelCard
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Image as ImageFeature, Value
 from PIL import Image
 from transformers import pipeline
@@ -194,7 +195,8 @@ def test_eval_clip_command_writes_report_table_and_plots(tiny_clip, tmp_path, ca
     processor.save_pretrained(tmp_path / "model")
     tiny_emoji_dataset().save_to_disk(tmp_path / "data")
     assert main(["eval-clip", str(tmp_path / "model"), str(tmp_path / "data"), "--shots", "1", "4",
-                 "--out", str(tmp_path / "report")]) == 0
+                 "--out", str(tmp_path / "report"), "--card", "--recipe", "recipes/clip/emoji-small.yaml",
+                 "--train-minutes", "1.5"]) == 0
     report = json.loads((tmp_path / "report" / "report.json").read_text())
     assert report["split"] == "test_style" and report["num_examples"] == 12
     assert set(report["zero_shot"]) == {"subcategory", "name"}
@@ -208,3 +210,8 @@ def test_eval_clip_command_writes_report_table_and_plots(tiny_clip, tmp_path, ca
     markdown = (tmp_path / "report" / "report.md").read_text()
     assert "| subcategory (3 classes) | emoji |" in markdown and "![few_shot](few_shot.png)" in markdown
     assert "text to image" in capsys.readouterr().out
+    card = ModelCard.load(tmp_path / "model" / "README.md")
+    names = {metric.name for result in card.data.to_dict()["model-index"][0]["results"] for metric in
+             [type("M", (), m) for m in result["metrics"]]}
+    assert "zero-shot top-1, subcategory, emoji templates" in names and "4-shot linear probe top-1, subcategory" in names
+    assert "few_shot.png" in card.text and "1 min 30 s" in card.text and "learning_rate" in card.text
