@@ -108,6 +108,10 @@ def test_classifier_caches_weights_and_gives_probabilities(tiny_clip, monkeypatc
     expected = (model.temperature() * embed_images(model, processor, random_images(1))
                 @ classifier.weights(CLASSES).T).softmax(-1)[0]
     assert [p for _, p in full] == pytest.approx(sorted(expected.tolist(), reverse=True), abs=1e-6)
+    small = ZeroShotClassifier(model, processor, cache_size=2)
+    for labels in (["a", "b"], ["c", "d"], ["a", "b"], ["e", "f"]):
+        small.weights(labels)
+    assert [names for names, _ in small._weights] == [("a", "b"), ("e", "f")]  # least recently used went first
 
 
 def test_transformers_zero_shot_pipeline_runs_on_a_saved_model(tiny_clip, tmp_path):

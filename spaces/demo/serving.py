@@ -208,7 +208,7 @@ class Services:
         batch = limber.processor(images=[image])
         tokens = limber.model.generate(**batch, max_new_tokens=int(max_new_tokens), **decoding_options(
             decoding, num_beams, temperature, top_p))
-        return limber.processor.batch_decode(tokens)[0]
+        return limber.processor.decode_captions(tokens)[0]
 
     def answer(self, image: Image.Image, question: str) -> str:
         if not question.strip():

@@ -46,13 +46,13 @@ class LimberEvaluation:
 
 def generate_captions(model: Any, processor: Any, images: Sequence[Any], batch_size: int = 8,
                       max_new_tokens: int = 24, num_beams: int = 1, progress: str | None = "captions") -> list[str]:
-    """Greedy (or beam) captions, each cut at its first line: the LM's prompt is the model's own."""
+    """Greedy (or beam) captions, each cut at its first line (the prompt is the model's own)."""
     captions = []
     starts = range(0, len(images), batch_size)
     for start in tqdm(starts, desc=progress, unit="batch", leave=False) if progress else starts:
         batch = processor(images=list(images[start : start + batch_size]))
         tokens = model.generate(**batch, max_new_tokens=max_new_tokens, num_beams=num_beams, do_sample=False)
-        captions += [text.strip().split("\n", 1)[0].strip() for text in processor.batch_decode(tokens)]
+        captions += processor.decode_captions(tokens)
     return captions
 
 

@@ -7,6 +7,7 @@ cosine similarities with those weights, scaled by the model's temperature for pr
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,20 +43,26 @@ def _logit_scale(model: torch.nn.Module) -> float:
 
 class ZeroShotClassifier:
     """A CLIP turned into a classifier over `classnames`. Class weights are computed once per
-    (classnames, templates) and kept, so re-labelling in an app costs only the new label set."""
+    (classnames, templates) and kept — the `cache_size` most recently used label sets — so
+    re-labelling in an app costs only the new label set, and memory stays bounded."""
 
     def __init__(self, model: torch.nn.Module, processor: Any, templates: Sequence[str] | str = "simple",
-                 batch_size: int = 256) -> None:
+                 batch_size: int = 256, cache_size: int = 32) -> None:
         self.model = model.eval()
         self.processor = processor
         self.templates = template_set(templates)
         self.batch_size = batch_size
-        self._weights: dict[tuple[tuple[str, ...], tuple[str, ...]], torch.Tensor] = {}
+        self.cache_size = cache_size
+        self._weights: OrderedDict[tuple[tuple[str, ...], tuple[str, ...]], torch.Tensor] = OrderedDict()
 
     def weights(self, classnames: Sequence[str], templates: Sequence[str] | str | None = None) -> torch.Tensor:
         key = (tuple(classnames), template_set(templates) if templates is not None else self.templates)
-        if key not in self._weights:
+        if key in self._weights:
+            self._weights.move_to_end(key)
+        else:
             self._weights[key] = class_weights(self.model, self.processor, *key, batch_size=self.batch_size)
+            while len(self._weights) > self.cache_size:
+                self._weights.popitem(last=False)
         return self._weights[key]
 
     def logits(self, image_embeds: torch.Tensor, classnames: Sequence[str],

@@ -99,7 +99,7 @@ def run_caption(args: argparse.Namespace) -> int:
     processor = LimberProcessor.from_pretrained(args.model)
     batch = processor(images=[str(path) for path in args.images])
     tokens = model.generate(**batch, max_new_tokens=args.max_new_tokens, num_beams=args.num_beams, do_sample=False)
-    for path, text in zip(args.images, processor.batch_decode(tokens)):
+    for path, text in zip(args.images, processor.decode_captions(tokens)):
         print(f"{path}\t{model.config.prompt} {text}")
     return 0
 

@@ -152,3 +152,8 @@ class LimberProcessor(ProcessorMixin):
     def batch_decode(self, token_ids: torch.Tensor, **kwargs: Any) -> list[str]:
         return [t.strip() for t in self.tokenizer.batch_decode(token_ids, skip_special_tokens=True, **kwargs)]
 
+    def decode_captions(self, token_ids: torch.Tensor) -> list[str]:
+        """Generated captions, each cut at its first line break: a caption is one line, and a frozen
+        LM goes on with whatever it likes after it."""
+        return [text.split("\n", 1)[0].strip() for text in self.batch_decode(token_ids)]
+
