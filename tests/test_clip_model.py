@@ -201,4 +201,5 @@ def test_remote_code_loads_without_hf_limber(tiny_config, tmp_path, clip_tokeniz
                             env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
     assert result.returncode == 0, result.stderr[-3000:]
     assert "ClipProcessor [[49406, 320, 2368, 49407]]" in result.stdout
-    assert torch.equal(torch.load(tmp_path / "out.pt"), expected)
+    # The subprocess may use another thread count: equal up to float summation order.
+    torch.testing.assert_close(torch.load(tmp_path / "out.pt"), expected, rtol=0, atol=1e-5)
