@@ -17,6 +17,13 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     push.set_defaults(run=run_push)
 
 
+def add_card_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of an evaluation command that also writes the model's card."""
+    parser.add_argument("--card", action="store_true", help="write MODEL/README.md, the model card, with these results and plots")
+    parser.add_argument("--recipe", type=Path, default=None, help="for the card: the recipe that trained MODEL")
+    parser.add_argument("--train-minutes", type=float, default=None, help="for the card: how long training took")
+
+
 def run_push(args: argparse.Namespace) -> int:
     from .push import push_folder
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..hub.commands import add_card_arguments
+
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
     train = subparsers.add_parser("train-limber", help="train a LiMBeR projection from a recipe (YAML)")
@@ -42,10 +44,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--max-new-tokens", type=int, default=24)
     evaluate.add_argument("--num-beams", type=int, default=1)
     evaluate.add_argument("--out", type=Path, default=None, help="report folder (default: MODEL/eval-SPLIT)")
-    evaluate.add_argument("--card", action="store_true",
-                          help="write MODEL/README.md, the model card, with these results and plots")
-    evaluate.add_argument("--recipe", type=Path, default=None, help="for the card: the recipe that trained MODEL")
-    evaluate.add_argument("--train-minutes", type=float, default=None, help="for the card: how long training took")
+    add_card_arguments(evaluate)
     evaluate.set_defaults(run=run_evaluate)
 
     compare = subparsers.add_parser(

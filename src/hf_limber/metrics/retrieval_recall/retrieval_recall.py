@@ -10,17 +10,9 @@ import torch
 import torch.nn.functional as F
 
 from hf_limber.evaluation.retrieval import retrieval_recall
+from hf_limber.hub.cards import CITATIONS
 
-_CITATION = """\
-@inproceedings{radford2021learning,
-  title={Learning Transferable Visual Models From Natural Language Supervision},
-  author={Radford, Alec and Kim, Jong Wook and Hallacy, Chris and Ramesh, Aditya and Goh, Gabriel and Agarwal,
-          Sandhini and Sastry, Girish and Askell, Amanda and Mishkin, Pamela and Clark, Jack and Krueger, Gretchen
-          and Sutskever, Ilya},
-  booktitle={ICML},
-  year={2021}
-}
-"""
+_CITATION = CITATIONS["clip"]
 
 _DESCRIPTION = """\
 Recall@K of image-to-text and text-to-image retrieval (as the CLIP paper reports on Flickr30k and

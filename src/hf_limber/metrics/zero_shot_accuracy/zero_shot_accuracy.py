@@ -9,17 +9,9 @@ import evaluate
 import torch
 
 from hf_limber.evaluation.zero_shot import accuracy_from_logits
+from hf_limber.hub.cards import CITATIONS
 
-_CITATION = """\
-@inproceedings{radford2021learning,
-  title={Learning Transferable Visual Models From Natural Language Supervision},
-  author={Radford, Alec and Kim, Jong Wook and Hallacy, Chris and Ramesh, Aditya and Goh, Gabriel and Agarwal,
-          Sandhini and Sastry, Girish and Askell, Amanda and Mishkin, Pamela and Clark, Jack and Krueger, Gretchen
-          and Sutskever, Ilya},
-  booktitle={ICML},
-  year={2021}
-}
-"""
+_CITATION = CITATIONS["clip"]
 
 _DESCRIPTION = """\
 Top-1 and top-5 accuracy of zero-shot classification from per-class scores (e.g. a CLIP's cosine
