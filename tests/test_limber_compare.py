@@ -41,7 +41,7 @@ def recipe(tmp_path_factory, clip_tokenizer):
     DatasetDict(train=scenes(12), validation=scenes(6)).save_to_disk(root / "scenes")
     DatasetDict(train=concepts(12)).save_to_disk(root / "emoji")
     fields = {"clip": root / "clip", "dataset": root / "scenes", "language_model": root / "lm",
-              "label_dataset": root / "emoji", "label_epochs": 1, "label_batch_size": 4, "out": root / "out",
+              "label_dataset": root / "emoji", "label_column": "name", "label_epochs": 1, "label_batch_size": 4, "out": root / "out",
               "docs": root / "docs" / "comparison.md", "limber_steps": 2, "batch_size": 4, "eval_examples": 3,
               "vqa_shots": [0, 1], "pooled_k": [1, 2], "token_pool": 2, "k_eval_examples": 2}
     path = root / "recipe.yaml"

@@ -25,7 +25,7 @@ class CompareArguments:
     dataset: str = field(metadata={"help": "emoji scenes (`hf-limber data emoji-scenes`)"})
     language_model: str = field(metadata={"help": "the frozen causal LM folder (e.g. SmolLM2-135M-Instruct)"})
     label_dataset: str = field(metadata={"help": "emoji concepts (`hf-limber data emoji`) for the label-only tower"})
-    label_column: str = "name"
+    label_column: str = "subcategory"
     label_epochs: float = 2.0
     label_batch_size: int = 128
     out: str = "runs/compare-encoders"
