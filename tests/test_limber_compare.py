@@ -43,7 +43,8 @@ def recipe(tmp_path_factory, clip_tokenizer):
     fields = {"clip": root / "clip", "dataset": root / "scenes", "language_model": root / "lm",
               "label_dataset": root / "emoji", "label_column": "name", "label_epochs": 1, "label_batch_size": 4, "out": root / "out",
               "docs": root / "docs" / "comparison.md", "limber_steps": 2, "batch_size": 4, "eval_examples": 3,
-              "vqa_shots": [0, 1], "pooled_k": [1, 2], "token_pool": 2, "k_eval_examples": 2}
+              "vqa_shots": [0, 1], "pooled_k": [1, 2], "token_pool": 2, "k_eval_examples": 2,
+              "k_limber_steps": 1}
     path = root / "recipe.yaml"
     path.write_text("\n".join(f"{k}: {json.dumps(v if isinstance(v, (int, list)) else str(v))}" for k, v in fields.items()))
     return root, path
@@ -53,7 +54,8 @@ def test_compare_encoders_runs_every_encoder_and_k(recipe, capsys):
     root, path = recipe
     assert main(["compare-encoders", str(path)]) == 0
     results = json.loads((root / "out" / "results.json").read_text())
-    assert {"clip", "labels", "random", "clip-pooled-k1", "clip-pooled-k2", "clip-grid-pool2"} <= set(results)
+    assert {"clip", "labels", "random", "clip-grid-all", "clip-pooled-k1", "clip-pooled-k2", "clip-grid-pool2"} <= set(results)
+    assert results["clip-grid-all"]["report"]["steps"] == 1 and results["clip"]["report"]["steps"] == 2
     assert [results[f"clip-pooled-k{k}"]["report"]["k"] for k in (1, 2)] == [1, 2]
     assert results["clip-grid-pool2"]["report"]["k"] * 4 == results["clip"]["report"]["k"] == 16
     assert set(results["labels"]["report"]["vqa"]) == {"0", "1"} and "vqa" not in results["clip-pooled-k1"]["report"]

@@ -37,6 +37,9 @@ class CompareArguments:
     pooled_k: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 16])
     token_pool: int = 2
     k_eval_examples: int = 40
+    k_limber_steps: int | None = field(default=None, metadata={
+        "help": "training steps of the k-study runs (default: limber_steps); when different, the study trains its "
+        "own all-tokens baseline"})
     seed: int = 0
 
 
@@ -48,6 +51,7 @@ class Run:
     num_pooled_tokens: int = 1
     token_pool: int = 1
     study: str = "encoders"
+    steps: int | None = None  # None: the recipe's limber_steps
 
     @property
     def cache_name(self) -> str:
@@ -56,17 +60,21 @@ class Run:
 
 def planned_runs(args: CompareArguments) -> list[Run]:
     runs = [Run(name, name) for name in ENCODER_ROLES]
-    runs += [Run(f"clip-pooled-k{k}", "clip", "pooled", num_pooled_tokens=k, study="k") for k in args.pooled_k]
-    runs += [Run(f"clip-grid-pool{args.token_pool}", "clip", token_pool=args.token_pool, study="k")]
+    steps = args.k_limber_steps if args.k_limber_steps not in (None, args.limber_steps) else None
+    if steps is not None:  # the encoder study's CLIP run was trained longer: the k study needs its own
+        runs.append(Run("clip-grid-all", "clip", study="k", steps=steps))
+    runs += [Run(f"clip-pooled-k{k}", "clip", "pooled", num_pooled_tokens=k, study="k", steps=steps)
+             for k in args.pooled_k]
+    runs += [Run(f"clip-grid-pool{args.token_pool}", "clip", token_pool=args.token_pool, study="k", steps=steps)]
     return runs
 
 
-def _training_arguments(args: CompareArguments, output_dir: Path, **overrides: Any):
+def _training_arguments(args: CompareArguments, output_dir: Path, steps: int, **overrides: Any):
     from .training import LimberTrainingArguments
 
     return LimberTrainingArguments(
-        output_dir=str(output_dir), per_device_train_batch_size=args.batch_size, max_steps=args.limber_steps,
-        warmup_steps=min(30, args.limber_steps // 5), use_cpu=True, bf16=False, logging_steps=10,
+        output_dir=str(output_dir), per_device_train_batch_size=args.batch_size, max_steps=steps,
+        warmup_steps=min(30, steps // 5), use_cpu=True, bf16=False, logging_steps=10,
         save_strategy="no", eval_strategy="no", dataloader_num_workers=0, seed=args.seed, **overrides,
     )
 
@@ -116,7 +124,7 @@ def _run(args: CompareArguments, run: Run, encoder: str, out: Path) -> dict[str,
         model, processor = build_model(limber_args)
         cache_features(model, processor, load_from_disk(args.dataset)).save_to_disk(str(cache))
     if not (model_dir / "model.safetensors").is_file():
-        train_limber(limber_args, _training_arguments(args, model_dir))
+        train_limber(limber_args, _training_arguments(args, model_dir, run.steps or args.limber_steps))
     model = LimberForCausalLM.from_pretrained(model_dir)
     processor = LimberProcessor.from_pretrained(model_dir)
     main = run.study == "encoders"
@@ -124,7 +132,8 @@ def _run(args: CompareArguments, run: Run, encoder: str, out: Path) -> dict[str,
                                   vqa_shots=args.vqa_shots if main else (), seed=args.seed)
     evaluation = evaluate_limber(model, processor, load_from_disk(args.dataset), settings, load_scorer(args.clip))
     write_limber_report(evaluation, load_from_disk(args.dataset)["validation"], settings, model_dir / "eval-validation",
-                        {"model": run.name, "encoder": encoder, "k": model.config.num_image_tokens})
+                        {"model": run.name, "encoder": encoder, "k": model.config.num_image_tokens,
+                         "steps": run.steps or args.limber_steps})
     return json.loads((model_dir / "eval-validation" / "report.json").read_text())
 
 

@@ -67,10 +67,10 @@ def write_comparison(args: CompareArguments, results: dict[str, Any]) -> Path:
         if name.startswith("_"):
             continue
         k = result["report"]["k"]
-        if name.startswith("clip-pooled"):
-            points.append(("pooled", k, summary_row(result["report"])))
-        elif name.startswith("clip-grid") or name == "clip":
-            points.append(("grid", k, summary_row(result["report"])))
+        if result["study"] != "k" and not (name == "clip" and "clip-grid-all" not in results):
+            continue  # the encoder study's CLIP run is the all-tokens point only when trained as long
+        kind = "pooled" if name.startswith("clip-pooled") else "grid"
+        points.append((kind, k, summary_row(result["report"])))
     plots = [plot_encoders(encoder_rows, assets / "encoders.png")] if encoder_rows else []
     if points:
         plots.append(plot_k_study(points, assets / "k_study.png"))
@@ -103,7 +103,8 @@ def write_comparison(args: CompareArguments, results: dict[str, Any]) -> Path:
         "## Prompt length k (the paper's untested limitation)",
         "",
         f"Pooled: the CLIP tower's pooled vector projected to k x d and split into k tokens. Grid: every token of "
-        f"the tower (k = all) or the grid average-pooled {args.token_pool}x{args.token_pool}. Evaluated on "
+        f"the tower (k = all) or the grid average-pooled {args.token_pool}x{args.token_pool}. "
+        f"{args.k_limber_steps or args.limber_steps} training steps each; evaluated on "
         f"{args.k_eval_examples} validation scenes, captions only.",
         "",
         comparison_table(k_rows) if k_rows else "(not run yet)",
