@@ -13,9 +13,12 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 HERE = Path(__file__).resolve().parent
+T = TypeVar("T")
 SECTIONS = ("clip", "adamw", "embedding", "zero-shot", "loss", "limber")
 
 
@@ -24,7 +27,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="small models, one round: a smoke run (writes nothing)")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="intra-op threads (default: all cores)")
     parser.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS), help="run only these sections")
-    parser.add_argument("--profile", action="store_true", help="add torch.profiler top-op tables of our CLIP steps")
     parser.add_argument("--out", type=Path, help="results file (default: bench/RESULTS.md; none for --quick)")
     return parser.parse_args()
 
@@ -46,27 +48,39 @@ def main() -> None:
     started, load_before = time.perf_counter(), os.getloadavg()
     dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
-    print("[peak] matmul", flush=True)
-    peaks, peak_text = peak.peak_section({dtypes[d]: s for d, s in settings.peak_sizes.items()}, settings.peak_tries)
+    section_minutes: dict[str, float] = {}
+
+    def run(name: str, section: Callable[[], T], markdown_of: Callable[[T], str] = str) -> T:
+        begin = time.perf_counter()
+        result = section()
+        section_minutes[name] = (time.perf_counter() - begin) / 60
+        # Shown at once, so a long run that dies late still leaves what it measured.
+        print(f"[{name}] done in {section_minutes[name]:.1f} min\n{markdown_of(result)}", flush=True)
+        return result
+
+    peaks, peak_text = run("peak", lambda: peak.peak_section(
+        {dtypes[d]: s for d, s in settings.peak_sizes.items()}, settings.peak_tries), lambda r: r[1])
     parts = ["## Machine peak (square matmuls)", "", peak_text, ""]
     step_results, limber_figures = None, None
+    first = settings.clip_presets[0]
     if "clip" in args.only:
-        step_results = clip_step.clip_step_section(settings.clip_presets, settings.clip_batch, settings.clip_repeats,
-                                                   peaks, args.profile)
+        step_results = run("clip", lambda: clip_step.clip_step_section(
+            settings.clip_presets, settings.clip_batch, settings.clip_repeats, peaks), lambda r: "\n".join(r.markdown))
         parts += ["## CLIP training step (forward, loss, backward, AdamW)", "", *step_results.markdown]
     if "adamw" in args.only:
-        parts += ["## AdamW implementations", "", clip_step.adamw_section(settings.clip_presets[0], settings.repeats), ""]
+        parts += ["## AdamW implementations", "", run("adamw", lambda: clip_step.adamw_section(first, settings.repeats)), ""]
     if "embedding" in args.only:
-        parts += ["## Embedding throughput", "",
-                  embedding.embedding_section(settings.clip_presets[0], settings.embed_batch, settings.repeats,
-                                              peaks[torch.float32])]
+        parts += ["## Embedding throughput", "", run("embedding", lambda: embedding.embedding_section(
+            first, settings.embed_batch, settings.repeats, peaks[torch.float32]))]
     if "zero-shot" in args.only:
-        parts += ["## Zero-shot classification", "",
-                  embedding.zero_shot_section(settings.clip_presets[0], settings.zero_shot_images, settings.repeats), ""]
+        parts += ["## Zero-shot classification", "", run("zero-shot", lambda: embedding.zero_shot_section(
+            first, settings.zero_shot_images, settings.repeats)), ""]
     if "loss" in args.only:
-        parts += ["## Contrastive loss, one process", "", loss_modes.loss_section(settings.loss_batches, settings.repeats), ""]
+        parts += ["## Contrastive loss, one process", "",
+                  run("loss", lambda: loss_modes.loss_section(settings.loss_batches, settings.repeats)), ""]
     if "limber" in args.only:
-        limber_text, limber_figures = limber.limber_section(settings.limber, settings.repeats, peaks[torch.float32])
+        limber_text, limber_figures = run("limber", lambda: limber.limber_section(settings.limber, peaks[torch.float32]),
+                                            lambda r: r[0])
         parts += ["## LiMBeR", "", limber.__doc__.split("\n\n", 1)[1].strip(), "", limber_text, ""]
 
     minutes = (time.perf_counter() - started) / 60
@@ -74,7 +88,7 @@ def main() -> None:
         "# hf_limber vs peers: measured side by side",
         "",
         f"Run: `python -m bench{' --quick' if args.quick else ''}` on {time.strftime('%Y-%m-%d %H:%M')}, "
-        f"{minutes:.1f} min wall. {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"{minutes:.1f} min wall ({', '.join(f'{k} {v:.1f}' for k, v in section_minutes.items())}). {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
         f"{args.threads} threads (OMP_NUM_THREADS and torch.set_num_threads); load average "
         f"{load_before[0]:.1f} at start, {os.getloadavg()[0]:.1f} at end (other jobs share the machine). "
         f"torch {torch.__version__} (CPU capability {torch.backends.cpu.get_cpu_capability()}), transformers "

@@ -12,7 +12,7 @@ from hf_limber import ClipConfig
 
 from .clip_models import Contender, adamw_like, clip_inputs, contenders, ours, ours_trainer_optimizer
 from .report import comparison_table, speed_ratio
-from .timing import Case, compare, count_flops, top_ops
+from .timing import Case, compare, count_flops
 
 
 @dataclass
@@ -45,7 +45,7 @@ def step_cases(players: list[Contender], config: ClipConfig, batch: int, bf16: b
 
 
 def clip_step_section(presets: list[str], batch: dict[str, int], repeats: dict[str, int],
-                      peaks: dict[torch.dtype, float], profile: bool) -> StepResults:
+                      peaks: dict[torch.dtype, float]) -> StepResults:
     """fp32 then bf16 for each preset; the fp32 rounds are the bf16 warm-up (same models, optimiser state)."""
     results = StepResults()
     for preset in presets:
@@ -67,10 +67,9 @@ def clip_step_section(presets: list[str], batch: dict[str, int], repeats: dict[s
                 f"ours vs fastest peer ({fastest_peer.name}): **{speed_ratio(cases, 'ours', fastest_peer.name):.2f}x**",
                 "",
             ]
-            if profile:
-                results.markdown += [f"Top ops of ours ({preset}, {dtype_name}), one step:", "",
-                                     top_ops(cases[0].run), ""]
-        del players, cases
+            for case in cases:
+                case.release()
+        del players
         gc.collect()
     return results
 

@@ -39,6 +39,8 @@ class LimberSizes:
     caption_tokens: int
     caption_images: int
     new_tokens: int
+    repeats: int  # timed rounds of the training steps
+    caption_repeats: int  # timed rounds of the captioning
 
 
 def build_lm(lm: dict) -> LlamaForCausalLM:
@@ -87,7 +89,7 @@ def trainable(model: torch.nn.Module) -> list[torch.nn.Parameter]:
     return [p for p in model.parameters() if p.requires_grad]
 
 
-def limber_section(sizes: LimberSizes, repeats: int, peak: float) -> tuple[str, dict[str, float]]:
+def limber_section(sizes: LimberSizes, peak: float) -> tuple[str, dict[str, float]]:
     """Training-step and captioning tables, and the figures the goals are judged on."""
     lm = build_lm(sizes.lm)
     resnet = ClipVisionModel(ClipConfig.from_preset(sizes.resnet_preset).vision_config).eval()
@@ -109,13 +111,14 @@ def limber_section(sizes: LimberSizes, repeats: int, peak: float) -> tuple[str, 
     embeds = torch.nn.Parameter(torch.randn(sizes.batch, ours_ids.shape[1], sizes.lm["hidden_size"]))
 
     print(f"[limber] training step, {ours_ids.shape[1]} tokens", flush=True)
+    resnet_name = sizes.resnet_preset
     steps = [
         # The baseline updates its inputs_embeds as ours updates its projection: both end in one small AdamW step.
         Case("frozen LM alone (grads for inputs_embeds)", optimised(
             lambda: lm(inputs_embeds=embeds, labels=labels, use_cache=False).loss, [embeds])),
-        Case("ours, cached RN50x16 features", optimised(
+        Case(f"ours, cached {resnet_name} features", optimised(
             lambda: ours_resnet(ours_ids, image_features=cached, labels=labels).loss, trainable(ours_resnet))),
-        Case("ours, RN50x16 from pixels", optimised(
+        Case(f"ours, {resnet_name} from pixels", optimised(
             lambda: ours_resnet(ours_ids, pixel_values=pixels["resnet"], labels=labels).loss, trainable(ours_resnet))),
         Case("ours, ViT encoder from pixels", optimised(
             lambda: ours_vit(ours_ids, pixel_values=pixels["vit"], labels=labels).loss, trainable(ours_vit))),
@@ -126,23 +129,23 @@ def limber_section(sizes: LimberSizes, repeats: int, peak: float) -> tuple[str, 
     for case in steps:
         case.items = sizes.batch
         case.flops = count_flops(case.run)  # also the warm-up
-    compare(steps, repeats, warmup=0)
+    compare(steps, sizes.repeats, warmup=0)
     by_name = {case.name: case for case in steps}
     figures = {
-        "cached_over_lm": by_name["ours, cached RN50x16 features"].median / steps[0].median,
-        "cached_speedup": by_name["ours, RN50x16 from pixels"].median / by_name["ours, cached RN50x16 features"].median,
+        "cached_over_lm": steps[1].median / steps[0].median,
+        "cached_speedup": steps[2].median / steps[1].median,
         "vit_vs_llava": by_name["Llava, same ViT encoder from pixels"].median / by_name["ours, ViT encoder from pixels"].median,
     }
 
     print("[limber] captioning", flush=True)
     captions = caption_cases(ours_vit, llava, sizes, k)
-    compare(captions, repeats, warmup=0)
+    compare(captions, sizes.caption_repeats, warmup=0)
     markdown = "\n".join([
         f"### Training step, batch {sizes.batch}, {ours_ids.shape[1]} tokens ({k} image + {PROMPT_TOKENS} prompt + "
         f"{sizes.caption_tokens} caption), fp32", "",
-        comparison_table(steps, "ours, cached RN50x16 features", peak, unit="captions/s"), "",
+        comparison_table(steps, steps[1].name, peak, unit="captions/s"), "",
         f"Cached features cost **{100 * (figures['cached_over_lm'] - 1):+.1f}%** over the frozen LM's own step; "
-        f"caching the RN50x16 features makes a step **{figures['cached_speedup']:.1f}x** faster; "
+        f"caching the {resnet_name} features makes a step **{figures['cached_speedup']:.1f}x** faster; "
         f"ours vs Llava with the same encoder: **{figures['vit_vs_llava']:.2f}x**.", "",
         f"### Captioning, greedy, {sizes.new_tokens} new tokens per image, {sizes.caption_images} images, ViT encoder "
         "from pixels, KV cache on", "",

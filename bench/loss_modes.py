@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from hf_limber import ContrastiveLoss
 
-from .timing import Case, compare, peak_allocated
+from .timing import Case, compare, peak_allocated, spread
 
 DIM = 512
 
@@ -46,7 +46,6 @@ def loss_section(batches: list[int], repeats: int) -> str:
         compare(cases, repeats)
         reference = cases[0].median
         for case in cases:
-            spread = (max(case.seconds) - min(case.seconds)) / case.median
-            lines.append(f"| {batch} | {case.name} | {1e3 * case.median:,.1f} | {100 * spread:.0f}% "
+            lines.append(f"| {batch} | {case.name} | {1e3 * case.median:,.1f} | {spread(case)} "
                          f"| {peak_allocated(case.run) / 2**20:,.0f} | {case.median / reference:.2f} |")
     return "\n".join(lines)

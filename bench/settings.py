@@ -1,4 +1,8 @@
-"""How big and how often: the full run (paper sizes, ~12 min on 2 busy cores) and the quick smoke run."""
+"""How big and how often: the full run (paper sizes) and the quick smoke run.
+
+The full run's sizes and rounds are chosen for the time it takes on a 2-core AVX2 machine shared with
+other jobs: a full-size fp32 step takes ~10 s there and a bf16 step one to one and a half minutes.
+"""
 
 from __future__ import annotations
 
@@ -23,10 +27,10 @@ class Settings:
 
 FULL = Settings(
     peak_sizes={"fp32": [512, 1024, 2048], "bf16": [256, 512, 1024]}, peak_tries=2,
-    clip_presets=["ViT-B/32", "RN50"], clip_batch={"fp32": 8, "bf16": 2}, clip_repeats={"fp32": 2, "bf16": 1},
-    embed_batch=8, zero_shot_images=4, loss_batches=[1024, 4096], repeats=3,
+    clip_presets=["ViT-B/32", "RN50"], clip_batch={"fp32": 4, "bf16": 2}, clip_repeats={"fp32": 2, "bf16": 1},
+    embed_batch=8, zero_shot_images=4, loss_batches=[1024, 4096], repeats=2,
     limber=LimberSizes(resnet_preset="RN50x16", lm=SMOLLM2_135M, vit=LLAVA_VIT, batch=1, caption_tokens=16,
-                       caption_images=2, new_tokens=16),
+                       caption_images=2, new_tokens=8, repeats=2, caption_repeats=1),
 )
 QUICK = Settings(
     peak_sizes={"fp32": [256, 512], "bf16": [128, 256]}, peak_tries=1,
@@ -39,6 +43,6 @@ QUICK = Settings(
         # 32-px patches at 64 px: 4 tokens, as the tiny ResNet's 2x2 grid
         vit={"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
              "image_size": 64, "patch_size": 32},
-        batch=1, caption_tokens=8, caption_images=2, new_tokens=4,
+        batch=1, caption_tokens=8, caption_images=2, new_tokens=4, repeats=1, caption_repeats=1,
     ),
 )

@@ -8,6 +8,7 @@ seconds do not.
 from __future__ import annotations
 
 import gc
+import signal
 import statistics
 import time
 from collections.abc import Callable
@@ -38,23 +39,53 @@ class Case:
     def median(self) -> float:
         return statistics.median(self.seconds)
 
+    def release(self) -> None:
+        """Drop the work, and with it the models and optimiser state it holds; the figures stay."""
+        self.run = _released
 
-def compare(cases: list[Case], repeats: int, warmup: int = 1) -> list[Case]:
+
+def _released() -> None:
+    raise RuntimeError("this case was measured and released; build it again to rerun it")
+
+
+_resumes = 0  # SIGCONTs received: this process was stopped and continued
+
+
+def _count_resume(signum: int, frame: object) -> None:
+    global _resumes
+    _resumes += 1
+
+
+def compare(cases: list[Case], repeats: int, warmup: int = 1, max_retries: int = 3) -> list[Case]:
     """Run every case `warmup` times, then `repeats` timed rounds; fills each case's `seconds`.
 
     Odd rounds go in reverse order so no case always follows the same neighbour (whose freed
-    memory or cache contents it would inherit).
+    memory or cache contents it would inherit). Other jobs on this machine sometimes stop and later
+    continue every busy process: a timed run during which that happened is run again.
     """
+    signal.signal(signal.SIGCONT, _count_resume)
     for _ in range(warmup):
         for case in cases:
             case.run()
     for index in range(repeats):
         for case in cases if index % 2 == 0 else reversed(cases):
-            gc.collect()  # a collection triggered inside a timed run would be charged to that case
-            start = time.perf_counter()
-            case.run()
-            case.seconds.append(time.perf_counter() - start)
+            for _ in range(max_retries + 1):
+                gc.collect()  # a collection triggered inside a timed run would be charged to that case
+                resumes, start = _resumes, time.perf_counter()
+                case.run()
+                seconds = time.perf_counter() - start
+                if _resumes == resumes:
+                    break
+                print(f"  ({case.name}: the process was stopped during this run; timing it again)", flush=True)
+            case.seconds.append(seconds)
     return cases
+
+
+def spread(case: Case) -> str:
+    """(max - min) / median of the timed rounds; nothing to show for a single round."""
+    if len(case.seconds) < 2:
+        return "—"
+    return f"{100 * (max(case.seconds) - min(case.seconds)) / case.median:.0f}%"
 
 
 def _cpu_sdpa(query_shape, key_shape, value_shape, *args, **kwargs) -> int:
