@@ -67,7 +67,8 @@ def write_comparison(args: CompareArguments, results: dict[str, Any]) -> Path:
         if name.startswith("_"):
             continue
         k = result["report"]["k"]
-        if result["study"] != "k" and not (name == "clip" and "clip-grid-all" not in results):
+        same_steps = args.k_limber_steps in (None, args.limber_steps)
+        if result["study"] != "k" and not (name == "clip" and same_steps):
             continue  # the encoder study's CLIP run is the all-tokens point only when trained as long
         kind = "pooled" if name.startswith("clip-pooled") else "grid"
         points.append((kind, k, summary_row(result["report"])))
@@ -99,6 +100,11 @@ def write_comparison(args: CompareArguments, results: dict[str, Any]) -> Path:
         "The paper's ordering (language supervision transfers lexical concepts best):",
         "",
         _ordering(encoder_rows) if len(encoder_rows) > 1 else "(needs all three encoders)",
+        "",
+        f"Read these with the budget in mind: {args.limber_steps} steps is well under one epoch, and "
+        f"{args.eval_examples} scenes (one question each) make one VQA answer worth {100 / args.eval_examples:.1f} "
+        "points; few-shot VQA rises for every encoder, the random one included, because the solved examples teach "
+        "the answer format and the scenes' answer priors (yes/no, counts, corners).",
         "",
         "## Prompt length k (the paper's untested limitation)",
         "",
