@@ -3,7 +3,11 @@
     .venv/bin/python -m bench            # the full run (paper sizes), rewrites bench/RESULTS.md
     .venv/bin/python -m bench --quick    # small models, one round each: a smoke run, prints only
 
-The thread count is fixed before torch is imported (OMP_NUM_THREADS and torch.set_num_threads).
+The thread count is fixed before torch is imported (OMP_NUM_THREADS and torch.set_num_threads). It is
+one by default: on a machine whose other cores are kept busy by other jobs, every parallel op of a
+2-thread run waits at OpenMP barriers for a descheduled thread. Measured here with other jobs running:
+a ViT-B/32 fp32 forward+backward at batch 4 took 10.7-14.1 s with 2 threads and 4.3-5.0 s with 1; LM
+decoding at batch 2, 30-39 s against 3.0-3.4 s. Pass --threads 2 on an idle machine.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ SECTIONS = ("clip", "adamw", "embedding", "zero-shot", "loss", "limber")
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small models, one round: a smoke run (writes nothing)")
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="intra-op threads (default: all cores)")
+    parser.add_argument("--threads", type=int, default=1, help="intra-op threads (default 1: see above)")
     parser.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS), help="run only these sections")
     parser.add_argument("--out", type=Path, help="results file (default: bench/RESULTS.md; none for --quick)")
     return parser.parse_args()
@@ -97,7 +101,8 @@ def main() -> None:
         "Each comparison runs all its cases in one process, interleaved round by round after a warm-up call "
         "(where FLOPs are counted, the counting call is the warm-up); tables give medians, the spread (max − min) / median, and "
         "*ours ÷ this*, the speed ratio (this case's median time over ours'). MFU = model FLOPs "
-        "(torch.utils.flop_counter, CPU attention included) / median time / the measured matmul peak of the dtype.",
+        "(torch.utils.flop_counter with CPU attention added; in the CLIP tables ours' count for every row, "
+        "elsewhere each case's own) / median time / the measured matmul peak of the dtype on the same threads.",
         "",
         "## Goals",
         "",

@@ -37,10 +37,13 @@ def training_step(contender: Contender, pixels: torch.Tensor, ids: torch.Tensor,
 def step_cases(players: list[Contender], config: ClipConfig, batch: int, bf16: bool) -> list[Case]:
     pixels, ids = clip_inputs(config, batch)
     cases = [Case(p.name, training_step(p, pixels, ids, bf16), items=batch) for p in players]
-    # Model FLOPs do not depend on the dtype: count them on an fp32 step of the same shapes (a bf16
-    # step is minutes long on CPUs without native bf16).
-    for case, player in zip(cases, players):
-        case.flops = count_flops(training_step(player, pixels, ids, bf16=False))
+    # Every row gets ours' count as the model FLOPs: the counter sees the same architecture differently
+    # per implementation (open_clip's attention pool computes queries ours skips, its inference attention
+    # is a fused op the counter does not know). FLOPs do not depend on the dtype, so they are counted on
+    # an fp32 step of the same shapes (a bf16 step is a minute long here); counting warms each one up.
+    counted = [count_flops(training_step(player, pixels, ids, bf16=False)) for player in players]
+    for case in cases:
+        case.flops = counted[0]
     return cases
 
 
