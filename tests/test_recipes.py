@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from hf_limber.limber.compare import CompareArguments, planned_runs
 from hf_limber.limber.training import LimberArguments, LimberTrainingArguments
 from hf_limber.recipes import parse_recipe
 from hf_limber.training.clip_recipe import ClipRecipeArguments
@@ -17,6 +18,12 @@ KINDS = {"clip": (ClipRecipeArguments, ContrastiveTrainingArguments),
 @pytest.mark.parametrize("path", sorted(RECIPES.glob("*/*.yaml")), ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_recipe_parses(path, tmp_path, monkeypatch):
     monkeypatch.setenv("ACCELERATE_USE_CPU", "true")
+    if path.name == "compare-encoders.yaml":  # a study of several runs, not one training
+        (study,) = parse_recipe(path, (CompareArguments,))
+        names = [run.name for run in planned_runs(study)]
+        assert names[:3] == ["clip", "labels", "random"] and "clip-grid-pool2" in names
+        assert [f"clip-pooled-k{k}" for k in (1, 2, 4, 8, 16)] == [n for n in names if "pooled" in n]
+        return
     # bf16 needs a GPU or use_cpu; parsing on a CPU machine checks everything else.
     recipe, training = parse_recipe(path, KINDS[path.parent.name], ["--output_dir", str(tmp_path), "--bf16", "false"])
     assert training.output_dir == str(tmp_path)
