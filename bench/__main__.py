@@ -93,7 +93,7 @@ def main() -> None:
         "",
         f"Run: `python -m bench{' --quick' if args.quick else ''}` on {time.strftime('%Y-%m-%d %H:%M')}, "
         f"{minutes:.1f} min wall ({', '.join(f'{k} {v:.1f}' for k, v in section_minutes.items())}). {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"{args.threads} threads (OMP_NUM_THREADS and torch.set_num_threads); load average "
+        f"{args.threads} thread{'s' if args.threads > 1 else ''} (OMP_NUM_THREADS and torch.set_num_threads); load average "
         f"{load_before[0]:.1f} at start, {os.getloadavg()[0]:.1f} at end (other jobs share the machine). "
         f"torch {torch.__version__} (CPU capability {torch.backends.cpu.get_cpu_capability()}), transformers "
         f"{transformers.__version__}, open_clip {open_clip.__version__}. Python {sys.version.split()[0]}.",
