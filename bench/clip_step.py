@@ -22,6 +22,10 @@ class StepResults:
     cases: dict[tuple[str, str], list[Case]] = field(default_factory=dict)
 
 
+def fastest_peer(cases: list[Case]) -> Case:
+    return min((case for case in cases if case.name != "ours"), key=lambda case: case.median)
+
+
 def training_step(contender: Contender, pixels: torch.Tensor, ids: torch.Tensor, bf16: bool) -> Callable[[], None]:
     def step() -> None:
         # Autocast covers forward and loss only; backward runs in the dtypes autocast chose.
@@ -60,14 +64,14 @@ def clip_step_section(presets: list[str], batch: dict[str, int], repeats: dict[s
             # Warm-up: the FLOP-counting step (fp32), and for bf16 also the fp32 rounds on the same models.
             compare(cases, repeats[dtype_name], warmup=0)
             results.cases[(preset, dtype_name)] = cases
-            fastest_peer = min((c for c in cases if c.name != "ours"), key=lambda c: c.median)
+            peer = fastest_peer(cases)
             results.markdown += [
                 f"### {preset}, {dtype_name}{' autocast' if dtype_name == 'bf16' else ''}, "
                 f"batch {batch[dtype_name]} images + {batch[dtype_name]} texts",
                 "",
                 comparison_table(cases, "ours", peaks[dtype], unit="images/s"),
                 "",
-                f"ours vs fastest peer ({fastest_peer.name}): **{speed_ratio(cases, 'ours', fastest_peer.name):.2f}x**",
+                f"ours vs fastest peer ({peer.name}): **{speed_ratio(cases, 'ours', peer.name):.2f}x**",
                 "",
             ]
             for case in cases:

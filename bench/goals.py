@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .clip_step import StepResults
-from .timing import Case
+from .clip_step import StepResults, fastest_peer
 
 # (dtype, the speed ratio over the fastest peer that ours must reach)
 STEP_TARGETS = {"fp32": 1.0, "bf16": 1.1}
@@ -13,15 +12,11 @@ BF16_MFU_TARGET = 0.5
 LIMBER_OVERHEAD_TARGET = 0.10
 
 
-def _fastest_peer(cases: list[Case]) -> Case:
-    return min((case for case in cases if case.name != "ours"), key=lambda case: case.median)
-
-
 def goals_table(steps: StepResults | None, peaks: dict[torch.dtype, float], limber: dict[str, float] | None) -> str:
     rows: list[tuple[str, str, bool]] = []
     if steps is not None:
         for (preset, dtype), cases in steps.cases.items():
-            ours, peer = cases[0], _fastest_peer(cases)
+            ours, peer = cases[0], fastest_peer(cases)
             ratio = peer.median / ours.median
             rows.append((f"CLIP step {dtype}, {preset}: ours ≥ {STEP_TARGETS[dtype]}x the fastest peer",
                          f"{ratio:.2f}x ({peer.name})", ratio >= STEP_TARGETS[dtype]))
