@@ -10,6 +10,7 @@ import torch
 from clip_train_worker import shapes_dataset
 
 from hf_limber import ClipConfig, ClipModel, ClipProcessor
+from hf_limber.training import precision
 from hf_limber.training import ContrastiveLoss, ContrastiveTrainer, ContrastiveTrainingArguments, ImageTextCollator
 
 WORKER = Path(__file__).with_name("clip_train_worker.py")
@@ -156,13 +157,24 @@ def test_two_processes_log_the_losses_of_one(tmp_path, launcher):
     assert len(one) == 3 and two == pytest.approx(one, rel=1e-5)
 
 
-def test_bf16_autocast_and_gradient_checkpointing_train(tmp_path, clip_tokenizer):
+def test_bf16_autocast_and_gradient_checkpointing_train(tmp_path, clip_tokenizer, monkeypatch, caplog):
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)  # as on an AVX2-only CPU
     trainer = trainer_for(tmp_path, "tiny-resnet", clip_tokenizer, bf16=True, gradient_checkpointing=True, max_steps=1)
     before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
-    trainer.train()
+    with caplog.at_level("WARNING", logger=precision.__name__):
+        trainer.train()
+    assert [r.message for r in caplog.records if "no native bfloat16" in r.message and "bf16: false" in r.message]
     assert all(getattr(m, "gradient_checkpointing", True) for m in trainer.model.modules()
                if hasattr(m, "_gradient_checkpointing_func"))
     logged = [entry for entry in trainer.state.log_history if "loss" in entry]
     assert math.isfinite(logged[0]["loss"])
     moved = [n for n, p in trainer.model.named_parameters() if not torch.equal(p, before[n])]
     assert "vision_model.layer1.0.conv1.weight" in moved and "text_projection.weight" in moved
+
+
+@pytest.mark.parametrize("bf16, use_cpu, native, warns", [
+    (True, True, False, True), (True, True, True, False), (False, True, False, False)])
+def test_bf16_warning_only_where_bf16_is_emulated(tmp_path, monkeypatch, bf16, use_cpu, native, warns):
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: native)
+    args = ContrastiveTrainingArguments(output_dir=str(tmp_path), bf16=bf16, use_cpu=use_cpu)
+    assert (precision.slow_bf16_message(args) is not None) == warns

@@ -11,6 +11,7 @@ from transformers import AutoTokenizer, Trainer, TrainingArguments, set_seed
 
 from ..clip.processing_clip import prepare_image
 from ..training.caption_collator import CaptionCollator
+from ..training.precision import SlowBf16Warning
 from .modeling_limber import LimberForCausalLM
 from .processing_limber import LimberProcessor
 
@@ -123,7 +124,7 @@ def train_limber(args: LimberArguments, training_args: LimberTrainingArguments) 
     collator = CaptionCollator(processor, image_column=image_column, caption_column=caption_column,
                                seed=training_args.seed)
     trainer = Trainer(model=model, args=training_args, data_collator=collator, train_dataset=train,
-                      eval_dataset=evaluation)
+                      eval_dataset=evaluation, callbacks=[SlowBf16Warning()])
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     out = Path(training_args.output_dir)
     model.save_pretrained(out)

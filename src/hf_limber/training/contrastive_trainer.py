@@ -28,6 +28,7 @@ from torch import nn
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from .loss import MODES, ContrastiveLoss
+from .precision import SlowBf16Warning
 
 # The public recipes' Adam settings by image tower (CLIP paper; open_clip's defaults).
 TOWER_ADAM = {"resnet": (0.9, 0.999, 1e-8), "vit": (0.9, 0.98, 1e-6)}
@@ -86,6 +87,7 @@ class ContrastiveTrainer(Trainer):
         # Our loss is a per-step mean, never normalised by num_items_in_batch.
         self.loss_is_scaled_for_ga = False
         self.add_callback(ClampTemperature())
+        self.add_callback(SlowBf16Warning())
         self._running: dict[str, list[float]] = defaultdict(list)
 
     # -- optimisation ------------------------------------------------------------------------------

@@ -1,0 +1,44 @@
+"""A warning for the one precision setting that silently makes CPU training many times slower.
+
+bf16 autocast pays off only where bfloat16 matmuls run natively (a GPU, or a CPU with AVX512-BF16 or
+AMX). Elsewhere torch falls back to a generic kernel: on the AVX2 machine of bench/RESULTS.md a
+ViT-B/32 training step ran ~22x slower per image in bf16 than in fp32 (pytorch/pytorch#146508 and
+the CPU notes of torch's AMP docs describe the same fallback).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import torch
+from transformers import TrainerCallback, TrainingArguments
+
+logger = logging.getLogger(__name__)
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU runs bfloat16 matmuls natively (the check torch itself uses to pick oneDNN)."""
+    is_supported = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    return bool(is_supported and is_supported())
+
+
+def slow_bf16_message(args: TrainingArguments) -> str | None:
+    """Why this run's bf16 setting will be slow, or None when it will not."""
+    if not args.bf16 or args.device.type != "cpu" or cpu_has_native_bf16():
+        return None
+    return (
+        f"bf16 autocast is on, but this CPU ({torch.backends.cpu.get_cpu_capability()}) has no native bfloat16 "
+        "matmul (AVX512-BF16 or AMX): torch falls back to a slow kernel and training runs many times slower "
+        "than in fp32 (bench/RESULTS.md measured ~22x for ViT-B/32). Set `bf16: false` (or pass --bf16 false) "
+        "on this machine."
+    )
+
+
+class SlowBf16Warning(TrainerCallback):
+    """Warns once, when training starts, that bf16 will run on a CPU that emulates it."""
+
+    def on_train_begin(self, args: TrainingArguments, state: Any, control: Any, **kwargs: Any) -> None:
+        message = slow_bf16_message(args)
+        if message:
+            logger.warning(message)
