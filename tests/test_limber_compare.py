@@ -66,7 +66,11 @@ def test_compare_encoders_runs_every_encoder_and_k(recipe, capsys):
     assert not torch.equal(clip_tower.vision_model.position_embedding, label_tower.vision_model.position_embedding)
     page = (root / "docs" / "comparison.md").read_text()
     assert "| clip |" in page and "| labels |" in page and "| random |" in page and "| pooled k=2 |" in page
-    assert "language supervision first:" in page
+    assert "language supervision first:" in page and "grid: 4 pooled tokens" in page
+    # Every run's model card carries its own results and the comparison's plots.
+    card = (root / "out" / "limber" / "labels" / "README.md").read_text()
+    assert "CIDEr-D" in card and "VQA accuracy, 1-shot" in card and "class labels only" in card
+    assert "k_study.png" in card and "encoders.png" in card and "concept_recall.png" in card
     for plot in ("encoders.png", "k_study.png"):
         assert (root / "docs" / "comparison" / plot).read_bytes()[:4] == b"\x89PNG"
 

@@ -160,4 +160,24 @@ def compare_encoders(args: CompareArguments) -> Path:
                              "report": report}
         results_path.parent.mkdir(parents=True, exist_ok=True)
         results_path.write_text(json.dumps(results, indent=2) + "\n")
-    return write_comparison(args, results)
+    page = write_comparison(args, results)
+    for name, result in results.items():
+        if not name.startswith("_"):
+            _write_card(args, out / "limber" / name, result, page)
+    return page
+
+
+def _write_card(args: CompareArguments, model_dir: Path, result: dict[str, Any], page: Path) -> Path:
+    """The run's model card: its own results and plots, and the whole comparison's plots."""
+    from ..evaluation.limber_report import card_results
+    from ..hub.cards import write_model_card
+
+    steps = result["report"].get("steps", args.limber_steps)  # reports from before 'steps' was recorded
+    plots = sorted((model_dir / "eval-validation").glob("*.png")) + sorted(page.with_suffix("").glob("*.png"))
+    return write_model_card(model_dir, kind="limber", results=card_results(result["report"], Path(args.dataset).name),
+                            plots=plots, training={
+                                "data": args.dataset,
+                                "image encoder": ENCODER_ROLES[result["encoder"]],
+                                "steps": f"{steps} x {args.batch_size} captions (cached features)",
+                                "comparison": f"{page} (every encoder and k; its plots are below)",
+                                "run time (features, training, evaluation)": f"{result['seconds'] / 60:.1f} min"})

@@ -57,6 +57,30 @@ def _ordering(rows: dict[str, dict[str, float | None]]) -> str:
     return "\n".join(lines)
 
 
+def _k_trends(points: list[tuple[str, int, dict[str, Any]]]) -> str:
+    """Pooled: each metric from the smallest to the largest k and its rank correlation with k.
+    Grid: the average-pooled grid against all tokens."""
+    from scipy.stats import spearmanr
+
+    lines = []
+    pooled = sorted((k, row) for kind, k, row in points if kind == "pooled")
+    grid = sorted((k, row) for kind, k, row in points if kind == "grid")
+    for metric in ("CIDEr-D", "nouns R", "modifiers R"):
+        parts = []
+        if len(pooled) > 2:
+            values = [row[metric] or 0.0 for _, row in pooled]
+            rho = spearmanr([k for k, _ in pooled], values).statistic
+            parts.append(f"pooled k={pooled[0][0]}→{pooled[-1][0]}: {values[0]:.3f}→{values[-1]:.3f} "
+                         f"(Spearman ρ with k = {rho:+.2f} over {len(values)} runs)")
+        if len(grid) == 2:
+            (fewer, small), (k_all, full) = grid
+            parts.append(f"grid: {fewer} pooled tokens {small[metric] or 0.0:.3f} vs all {k_all} "
+                         f"{full[metric] or 0.0:.3f}")
+        if parts:
+            lines.append(f"- {metric}: " + "; ".join(parts) + ".")
+    return "\n".join(lines)
+
+
 def write_comparison(args: CompareArguments, results: dict[str, Any]) -> Path:
     docs = Path(args.docs)
     assets = docs.with_suffix("")
@@ -97,6 +121,7 @@ def write_comparison(args: CompareArguments, results: dict[str, Any]) -> Path:
         "## Encoders",
         "",
         comparison_table(encoder_rows) if encoder_rows else "(not run yet)",
+        "",
         "The paper's ordering (language supervision transfers lexical concepts best):",
         "",
         _ordering(encoder_rows) if len(encoder_rows) > 1 else "(needs all three encoders)",
@@ -114,6 +139,12 @@ def write_comparison(args: CompareArguments, results: dict[str, Any]) -> Path:
         f"{args.k_eval_examples} validation scenes, captions only.",
         "",
         comparison_table(k_rows) if k_rows else "(not run yet)",
+        "",
+        _k_trends(points),
+        "",
+        f"One seed per setting and {args.k_eval_examples} scenes: single points move by a caption's worth, so read "
+        "the trends, not the points.",
+        "",
         f"Run times: {times}.",
         "",
         *[f"![{plot.stem}]({assets.name}/{plot.name})" for plot in plots],
