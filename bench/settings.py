@@ -29,7 +29,7 @@ class Settings:
 FULL = Settings(
     peak_sizes={"fp32": [512, 1024, 2048], "bf16": [256, 512, 1024]}, peak_tries=2,
     clip_presets=["ViT-B/32", "RN50"], clip_batch={"fp32": 8, "bf16": 2}, clip_repeats={"fp32": 3, "bf16": 1},
-    embed_batch=8, zero_shot_images=4, loss_batches=[1024, 4096], repeats=2,
+    embed_batch=8, zero_shot_images=4, loss_batches=[1024, 4096], repeats=4,
     limber=LimberSizes(resnet_preset="RN50x16", lm=SMOLLM2_135M, vit=LLAVA_VIT, batch=2, caption_tokens=16,
                        caption_images=2, new_tokens=16, repeats=2, caption_repeats=2),
 )

@@ -120,8 +120,7 @@ def write_comparison(args: CompareArguments, results: dict[str, Any]) -> Path:
         "",
         "## Encoders",
         "",
-        comparison_table(encoder_rows) if encoder_rows else "(not run yet)",
-        "",
+        comparison_table(encoder_rows) if encoder_rows else "(not run yet)\n",
         "The paper's ordering (language supervision transfers lexical concepts best):",
         "",
         _ordering(encoder_rows) if len(encoder_rows) > 1 else "(needs all three encoders)",
@@ -138,8 +137,7 @@ def write_comparison(args: CompareArguments, results: dict[str, Any]) -> Path:
         f"{args.k_limber_steps or args.limber_steps} training steps each; evaluated on "
         f"{args.k_eval_examples} validation scenes, captions only.",
         "",
-        comparison_table(k_rows) if k_rows else "(not run yet)",
-        "",
+        comparison_table(k_rows) if k_rows else "(not run yet)\n",
         _k_trends(points),
         "",
         f"One seed per setting and {args.k_eval_examples} scenes: single points move by a caption's worth, so read "

@@ -1,9 +1,11 @@
-"""Training pieces: the sharded contrastive loss, the contrastive Trainer, collators."""
+"""Training pieces: the sharded contrastive loss, the contrastive Trainer, collators, and a callback that
+warns when bf16 would run emulated on a CPU."""
 
 from .caption_collator import CaptionCollator
 from .collators import ImageTextCollator
 from .contrastive_trainer import ContrastiveTrainer, ContrastiveTrainingArguments
 from .loss import ContrastiveLoss
+from .precision import SlowBf16Warning
 
 __all__ = ["CaptionCollator", "ContrastiveLoss", "ContrastiveTrainer", "ContrastiveTrainingArguments",
-           "ImageTextCollator"]
+           "ImageTextCollator", "SlowBf16Warning"]
