@@ -58,7 +58,7 @@ def clip_inputs(config: ClipConfig, batch: int) -> tuple[torch.Tensor, torch.Ten
 
 def adamw_like(groups: list[dict], **implementation: bool) -> torch.optim.AdamW:
     """The same parameter groups (with their lr, betas, eps, decay) in another AdamW implementation
-    (`fused=True` or `foreach=True`)."""
+    (`foreach=False` for the for-loop, or `foreach=True`)."""
     return torch.optim.AdamW([{key: group[key] for key in ADAMW_GROUP_KEYS} for group in groups], **implementation)
 
 
@@ -79,7 +79,7 @@ def ours(preset: str) -> Contender:
         out = model(input_ids=ids, pixel_values=pixels)
         return loss_fn(out.image_embeds, out.text_embeds, out.logit_scale)
 
-    return Contender("ours", model, loss, adamw_like(ours_trainer_optimizer(model).param_groups, fused=True))
+    return Contender("ours", model, loss, ours_trainer_optimizer(model))
 
 
 def transformers_config(config: ClipConfig) -> CLIPConfig:

@@ -45,6 +45,15 @@ def test_optimizer_groups_follow_the_paper(tmp_path, clip_tokenizer, preset, bet
     assert any(n == "logit_scale" for n in seen) and any("class_embedding" in n or "bn" in n for n in seen)
 
 
+@pytest.mark.parametrize("optim, fused", [("adamw_torch_fused", True), ("adamw_torch", False)])
+def test_optimizer_honours_args_optim(tmp_path, clip_tokenizer, optim, fused):
+    trainer = trainer_for(tmp_path, clip_tokenizer=clip_tokenizer, optim=optim, learning_rate=3e-4)
+    optimizer = trainer.create_optimizer()
+    assert isinstance(optimizer, torch.optim.AdamW) and bool(optimizer.defaults.get("fused")) == fused
+    assert {group["lr"] for group in optimizer.param_groups} == {3e-4}
+    assert {group["betas"] for group in optimizer.param_groups} == {(0.9, 0.98)}  # tiny-vit: the ViT recipe's
+
+
 def test_training_logs_clamps_and_evaluates(tmp_path, clip_tokenizer):
     trainer = trainer_for(tmp_path, clip_tokenizer=clip_tokenizer)
     with torch.no_grad():

@@ -107,13 +107,17 @@ class ContrastiveTrainer(Trainer):
             if parameter.requires_grad:
                 tower = "vision" if name.startswith(("vision_model.", "visual_projection.")) else "text"
                 groups[(tower, no_decay(name, parameter))].append(parameter)
-        self.optimizer = torch.optim.AdamW(
+        # The optimiser class and its defaults come from `args.optim` as for any Trainer (transformers'
+        # default, adamw_torch_fused, runs a ViT-B/32 step 4.6x faster on CPU than the for-loop AdamW:
+        # bench/RESULTS.md); the groups add the paper's per-tower betas/eps and decay rules.
+        optimizer_cls, defaults = Trainer.get_optimizer_cls_and_kwargs(self.args, model)
+        self.optimizer = optimizer_cls(
             [
                 {"params": params, "weight_decay": 0.0 if skip_decay else self.args.weight_decay,
                  "betas": (beta1, towers[tower][0]), "eps": towers[tower][1]}
                 for (tower, skip_decay), params in groups.items()
             ],
-            lr=self.args.learning_rate,
+            **defaults,
         )
         return self.optimizer
 
