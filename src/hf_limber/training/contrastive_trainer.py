@@ -108,7 +108,7 @@ class ContrastiveTrainer(Trainer):
                 tower = "vision" if name.startswith(("vision_model.", "visual_projection.")) else "text"
                 groups[(tower, no_decay(name, parameter))].append(parameter)
         # The optimiser class and its defaults come from `args.optim` as for any Trainer (transformers'
-        # default, adamw_torch_fused, runs a ViT-B/32 step 4.6x faster on CPU than the for-loop AdamW:
+        # default, adamw_torch_fused, runs a ViT-B/32 AdamW step 4.4-4.6x faster on CPU than the for-loop one:
         # bench/RESULTS.md); the groups add the paper's per-tower betas/eps and decay rules.
         optimizer_cls, defaults = Trainer.get_optimizer_cls_and_kwargs(self.args, model)
         self.optimizer = optimizer_cls(
