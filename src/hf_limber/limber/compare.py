@@ -42,16 +42,27 @@ class CompareArguments:
         "own all-tokens baseline"})
     seed: int = 0
 
+    @property
+    def k_steps(self) -> int:
+        """Training steps of each k-study run."""
+        return self.k_limber_steps or self.limber_steps
+
+    @property
+    def k_study_has_own_baseline(self) -> bool:
+        """Whether the encoder study's CLIP run (trained for limber_steps) cannot serve as the k study's
+        all-tokens point, so the study trains its own."""
+        return self.k_steps != self.limber_steps
+
 
 @dataclass(frozen=True)
 class Run:
     name: str
     encoder: str
+    steps: int  # training steps of the projection
     features: str = "tokens"
     num_pooled_tokens: int = 1
     token_pool: int = 1
     study: str = "encoders"
-    steps: int | None = None  # None: the recipe's limber_steps
 
     @property
     def cache_name(self) -> str:
@@ -59,11 +70,11 @@ class Run:
 
 
 def planned_runs(args: CompareArguments) -> list[Run]:
-    runs = [Run(name, name) for name in ENCODER_ROLES]
-    steps = args.k_limber_steps if args.k_limber_steps not in (None, args.limber_steps) else None
-    if steps is not None:  # the encoder study's CLIP run was trained longer: the k study needs its own
+    runs = [Run(name, name, steps=args.limber_steps) for name in ENCODER_ROLES]
+    steps = args.k_steps
+    if args.k_study_has_own_baseline:
         runs.append(Run("clip-grid-all", "clip", study="k", steps=steps))
-    runs += [Run(f"clip-pooled-k{k}", "clip", "pooled", num_pooled_tokens=k, study="k", steps=steps)
+    runs += [Run(f"clip-pooled-k{k}", "clip", features="pooled", num_pooled_tokens=k, study="k", steps=steps)
              for k in args.pooled_k]
     runs += [Run(f"clip-grid-pool{args.token_pool}", "clip", token_pool=args.token_pool, study="k", steps=steps)]
     return runs
@@ -124,7 +135,7 @@ def _run(args: CompareArguments, run: Run, encoder: str, out: Path) -> dict[str,
         model, processor = build_model(limber_args)
         cache_features(model, processor, load_from_disk(args.dataset)).save_to_disk(str(cache))
     if not (model_dir / "model.safetensors").is_file():
-        train_limber(limber_args, _training_arguments(args, model_dir, run.steps or args.limber_steps))
+        train_limber(limber_args, _training_arguments(args, model_dir, run.steps))
     model = LimberForCausalLM.from_pretrained(model_dir)
     processor = LimberProcessor.from_pretrained(model_dir)
     main = run.study == "encoders"
@@ -133,7 +144,7 @@ def _run(args: CompareArguments, run: Run, encoder: str, out: Path) -> dict[str,
     evaluation = evaluate_limber(model, processor, load_from_disk(args.dataset), settings, load_scorer(args.clip))
     write_limber_report(evaluation, load_from_disk(args.dataset)["validation"], settings, model_dir / "eval-validation",
                         {"model": run.name, "encoder": encoder, "k": model.config.num_image_tokens,
-                         "steps": run.steps or args.limber_steps})
+                         "steps": run.steps})
     return json.loads((model_dir / "eval-validation" / "report.json").read_text())
 
 

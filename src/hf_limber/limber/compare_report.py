@@ -91,9 +91,9 @@ def write_comparison(args: CompareArguments, results: dict[str, Any]) -> Path:
         if name.startswith("_"):
             continue
         k = result["report"]["k"]
-        same_steps = args.k_limber_steps in (None, args.limber_steps)
-        if result["study"] != "k" and not (name == "clip" and same_steps):
-            continue  # the encoder study's CLIP run is the all-tokens point only when trained as long
+        # The encoder study's CLIP run is the all-tokens point only when trained as long as the k study.
+        if result["study"] != "k" and (name != "clip" or args.k_study_has_own_baseline):
+            continue
         kind = "pooled" if name.startswith("clip-pooled") else "grid"
         points.append((kind, k, summary_row(result["report"])))
     plots = [plot_encoders(encoder_rows, assets / "encoders.png")] if encoder_rows else []
@@ -134,7 +134,7 @@ def write_comparison(args: CompareArguments, results: dict[str, Any]) -> Path:
         "",
         f"Pooled: the CLIP tower's pooled vector projected to k x d and split into k tokens. Grid: every token of "
         f"the tower (k = all) or the grid average-pooled {args.token_pool}x{args.token_pool}. "
-        f"{args.k_limber_steps or args.limber_steps} training steps each; evaluated on "
+        f"{args.k_steps} training steps each; evaluated on "
         f"{args.k_eval_examples} validation scenes, captions only.",
         "",
         comparison_table(k_rows) if k_rows else "(not run yet)\n",
