@@ -44,10 +44,13 @@ def step_cases(players: list[Contender], config: ClipConfig, batch: int, bf16: b
     # Every row gets ours' count as the model FLOPs: the counter sees the same architecture differently
     # per implementation (open_clip's attention pool computes queries ours skips, its inference attention
     # is a fused op the counter does not know). FLOPs do not depend on the dtype, so they are counted on
-    # an fp32 step of the same shapes (a bf16 step is a minute long here); counting warms each one up.
-    counted = [count_flops(training_step(player, pixels, ids, bf16=False)) for player in players]
+    # an fp32 step of the same shapes (a bf16 step is a minute long here); that step is ours' warm-up,
+    # and each peer gets the same fp32 step as its own.
+    flops = count_flops(training_step(players[0], pixels, ids, bf16=False))
+    for player in players[1:]:
+        training_step(player, pixels, ids, bf16=False)()
     for case in cases:
-        case.flops = counted[0]
+        case.flops = flops
     return cases
 
 

@@ -18,6 +18,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--rows", type=int, default=12)
+    parser.add_argument("--by-name", action="store_true", help="one row per op name (its total), not per input shape")
     args = parser.parse_args()
     os.environ["OMP_NUM_THREADS"] = str(args.threads)  # before torch loads
     import torch
@@ -33,7 +34,8 @@ def main() -> None:
     for player in contenders(args.preset):
         step = training_step(player, pixels, ids, bf16=args.dtype == "bf16")
         step()
-        print(f"#### {player.name}: {args.preset}, {args.dtype}, batch {args.batch}\n\n{top_ops(step, args.rows)}\n", flush=True)
+        table = top_ops(step, args.rows, by_shape=not args.by_name)
+        print(f"#### {player.name}: {args.preset}, {args.dtype}, batch {args.batch}\n\n{table}\n", flush=True)
 
 
 if __name__ == "__main__":

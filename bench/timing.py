@@ -120,11 +120,12 @@ def peak_allocated(run: Callable[[], object]) -> int:
     return peak_of_allocation_events(profiler)
 
 
-def top_ops(run: Callable[[], object], rows: int = 12) -> str:
-    """The profiler's table of the ops taking the most self CPU time in one call (markdown code block)."""
-    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as profiler:
+def top_ops(run: Callable[[], object], rows: int = 12, by_shape: bool = True) -> str:
+    """The profiler's table of the ops taking the most self CPU time in one call (markdown code block),
+    one row per op and input shapes, or per op name (`by_shape=False`: each op's total)."""
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=by_shape) as profiler:
         run()
-    table = profiler.key_averages(group_by_input_shape=True).table(
+    table = profiler.key_averages(group_by_input_shape=by_shape).table(
         sort_by="self_cpu_time_total", row_limit=rows, max_name_column_width=40, max_shapes_column_width=60
     )
     return "```\n" + table.strip() + "\n```"
