@@ -1,5 +1,5 @@
 """A loopback Hugging Face Hub for push/pull tests: the part of the Hub's HTTP API that huggingface_hub
-(with `HF_HUB_DISABLE_XET=1`), transformers and datasets use, for model and dataset repos.
+(with `HF_HUB_DISABLE_XET=1`), transformers and datasets use, for model, dataset and Space repos.
 
 Served: create repo, README metadata validation, preupload (regular vs LFS), the LFS batch API with
 its upload and verify actions, ndjson commits (regular and LFS files, parent-commit check), repo
@@ -27,8 +27,9 @@ from urllib.parse import parse_qs, unquote, urlsplit
 USER = "test-user"
 LFS_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".parquet", ".arrow", ".png", ".jpg", ".onnx")
 LFS_MIN_SIZE = 1_000_000
-REPO_TYPES = {"models": "model", "datasets": "dataset"}
-URL_PREFIX = {"model": "", "dataset": "datasets/"}
+REPO_TYPES = {"models": "model", "datasets": "dataset", "spaces": "space"}
+URL_PREFIX = {"model": "", "dataset": "datasets/", "space": "spaces/"}
+PREFIX_TYPES = {None: "model", "datasets/": "dataset", "spaces/": "space"}
 
 
 def git_blob_sha1(content: bytes) -> str:
@@ -40,6 +41,7 @@ class Repo:
     repo_type: str
     repo_id: str
     private: bool = False
+    sdk: str | None = None  # a Space's
     # commit sha -> {path: (content, is_lfs)}; the last commit is `main`.
     snapshots: dict[str, dict[str, tuple[bytes, bool]]] = field(default_factory=dict)
     head: str = ""
@@ -106,7 +108,8 @@ class LoopbackHub:
         if (repo_type, repo_id) in self.repos:
             # The Hub names the existing repo: create_repo(exist_ok=True) returns its URL.
             raise HubError(409, "You already created this repo", url=self.repo_url(self.repos[(repo_type, repo_id)]))
-        repo = Repo(repo_type, repo_id, private=body.get("visibility") == "private" or bool(body.get("private")))
+        repo = Repo(repo_type, repo_id, private=body.get("visibility") == "private" or bool(body.get("private")),
+                    sdk=body.get("sdk"))
         repo.commit({".gitattributes": (b"*.safetensors filter=lfs diff=lfs merge=lfs -text\n", False)}, "initial commit")
         self.repos[(repo_type, repo_id)] = repo
         return {"url": self.repo_url(repo), "name": repo_id}
@@ -202,9 +205,9 @@ class LoopbackHub:
         return content, headers
 
 
-API_REPO = re.compile(r"^/api/(models|datasets)/([^/]+/[^/]+)(?:/(preupload|commit|tree|revision)/([^/]+)(/.*)?)?$")
-LFS_BATCH = re.compile(r"^/(datasets/)?([^/]+/[^/]+)\.git/info/lfs/objects/batch$")
-RESOLVE = re.compile(r"^/(datasets/)?([^/]+/[^/]+)/resolve/([^/]+)/(.+)$")
+API_REPO = re.compile(r"^/api/(models|datasets|spaces)/([^/]+/[^/]+)(?:/(preupload|commit|tree|revision)/([^/]+)(/.*)?)?$")
+LFS_BATCH = re.compile(r"^/(datasets/|spaces/)?([^/]+/[^/]+)\.git/info/lfs/objects/batch$")
+RESOLVE = re.compile(r"^/(datasets/|spaces/)?([^/]+/[^/]+)/resolve/([^/]+)/(.+)$")
 LFS_OBJECT = re.compile(r"^/_lfs/([0-9a-f]{64})(/verify)?$")
 
 
@@ -261,14 +264,14 @@ def _handler_for(hub: LoopbackHub) -> type[BaseHTTPRequestHandler]:
             if method == "POST" and path == "/api/validate-yaml":
                 return self.answer(200, {})
             if match := LFS_BATCH.match(path):
-                hub.repo("dataset" if match[1] else "model", match[2])
+                hub.repo(PREFIX_TYPES[match[1]], match[2])
                 return self.answer(200, hub.lfs_batch(json.loads(body)))
             if match := LFS_OBJECT.match(path):
                 if method == "PUT":
                     hub.lfs_upload(match[1], body)
                 return self.answer(200, {})
             if method in ("GET", "HEAD") and (match := RESOLVE.match(path)):
-                content, headers = hub.resolve(hub.repo("dataset" if match[1] else "model", match[2]), match[3], match[4])
+                content, headers = hub.resolve(hub.repo(PREFIX_TYPES[match[1]], match[2]), match[3], match[4])
                 return self.send(200, content, headers, "application/octet-stream")
             if match := API_REPO.match(path):
                 repo = hub.repo(REPO_TYPES[match[1]], match[2])

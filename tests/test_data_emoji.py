@@ -8,11 +8,13 @@ from pathlib import Path
 
 import datasets
 import pytest
+from system_packages import require
 
 from hf_limber.data import CATEGORIES, build_emoji_dataset, discover_sources, load_catalog
 from hf_limber.data.catalog import assign_split, normalise_codepoints
 from hf_limber.data.language import noun_phrase
 from hf_limber.data.plan import plan_build
+from hf_limber.data.sources import STYLES
 
 LIMIT = 24
 SIZE = 24
@@ -42,11 +44,11 @@ def built(tmp_path_factory, tile_cache):
     return out, dataset, json.loads((out / "build_report.json").read_text())
 
 
-def test_at_least_three_styles_are_installed():
-    # CI installs PyPI, npm and Debian sources; three styles is the floor the issue sets.
+def test_every_style_is_installed():
+    # The set-up installs the PyPI, npm and Debian sources; the quickstart trains on all of them.
     report = discover_sources()
-    assert len(report.found) >= 3, f"found {sorted(report.found)}; not used: {report.not_used}"
-    assert {"twemoji", "openmoji"} <= set(report.found)
+    missing = sorted(set(STYLES) - set(report.found))
+    require(not missing, f"The artwork of styles {missing} ({[reason for _, reason in report.not_used]})")
 
 
 def test_codepoint_keys_join_vendor_spellings():

@@ -2,10 +2,10 @@
 
 import gzip
 import re
-from pathlib import Path
 
 import evaluate
 import pytest
+from system_packages import lexnames_manual_page, require
 
 from hf_limber.evaluation import caption_concepts, lexical_concepts, load_wordnet, prepare_wordnet
 from hf_limber.evaluation.wordnet import DATABASE_FILES, LEXICOGRAPHER_FILES, lexnames_text
@@ -30,9 +30,8 @@ def test_missing_debian_files_name_the_packages(tmp_path):
 
 
 def test_lexnames_agree_with_the_manual_page():
-    page = Path("/usr/share/man/man5/lexnames.5WN.gz")  # shipped by wordnet-base
-    if not page.exists():
-        pytest.skip("lexnames(5WN) is not installed (system images often leave out manual pages)")
+    page = lexnames_manual_page()
+    require(page, "The lexnames(5WN) manual page of wordnet-base")
     rows = re.findall(r"^(\d\d)\t(\S+)\s*\t", gzip.open(page, "rt").read(), re.MULTILINE)
     assert rows == [(f"{number:02d}", name) for number, name in enumerate(LEXICOGRAPHER_FILES)]
     assert lexnames_text().splitlines()[18] == "18\tnoun.person\t1"

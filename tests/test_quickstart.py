@@ -7,7 +7,9 @@ import pytest
 from limber_parts import language_model, word_tokenizer
 
 from hf_limber.cli import build_parser
+from hf_limber.data.sources import STYLES
 from hf_limber.quickstart import STAGES, QuickstartConfig, run_quickstart
+from hf_limber.quickstart_report import missing_styles_warning
 
 
 @pytest.fixture(scope="module")
@@ -58,3 +60,15 @@ def test_a_second_run_reuses_finished_stages(toy_run):
 def test_quickstart_command_is_registered():
     args = build_parser().parse_args(["quickstart", "--out", "somewhere", "--fresh"])
     assert str(args.out) == "somewhere" and args.fresh
+
+
+def test_the_report_names_the_styles_and_warns_when_some_are_missing(toy_run):
+    config, state, logs = toy_run
+    report = (config.out / "REPORT.md").read_text()
+    assert f"Artwork styles: {', '.join(STYLES)}." in report  # the set-up installed all of them
+    assert "WARNING" not in report and not any("WARNING" in line for line in logs)
+    fewer = {"stages": {"data": {"result": {"styles": ["openmoji", "twemoji"],
+                                            "missing_styles": ["fluent-flat", "noto"]}}}}
+    warning = missing_styles_warning(fewer)
+    assert "2 of 4 artwork styles" in warning and "missing: fluent-flat, noto" in warning
+    assert "scripts/setup quickstart" in warning

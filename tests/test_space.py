@@ -14,13 +14,13 @@ import pytest
 import torch
 from limber_parts import language_model, word_tokenizer
 from PIL import Image, ImageDraw
+from system_packages import require
 
 from hf_limber import ClipConfig, ClipModel, ClipProcessor, LimberForCausalLM, LimberProcessor
 from hf_limber.evaluation import ZeroShotClassifier, embed_images, embed_texts, top_matches
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported
 os.environ["PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD"] = "1"  # the browser is Debian's chromium, never a download
-pytest.importorskip("gradio", reason="the Space needs gradio: pip install -e '.[demo]'")
 from gradio_client import Client, handle_file  # noqa: E402
 
 APP = Path(__file__).resolve().parents[1] / "spaces" / "demo" / "app.py"
@@ -31,9 +31,8 @@ LABELS = list(SHAPES)
 
 
 def needs_browser() -> None:
-    pytest.importorskip("playwright.sync_api", reason="browser tests need playwright: pip install -e '.[dev]'")
-    if CHROMIUM is None:
-        pytest.skip("browser tests need Debian's chromium: apt-get install chromium (.ci/run installs it)")
+    require(importlib.util.find_spec("playwright"), "playwright (the dev extra)")
+    require(CHROMIUM, "Debian's chromium (the browser the Space's tests drive)")
 
 
 def draw(name: str, size: int = 64) -> Image.Image:

@@ -10,6 +10,7 @@ models up without a restart.
 from __future__ import annotations
 
 import math
+import json
 import os
 import re
 import threading
@@ -54,9 +55,11 @@ class BadInput(ValueError):
 
 
 def source(env_and_default: tuple[str, str]) -> str:
-    """The location configured for one part: its environment variable, else the quickstart's folder."""
+    """The location configured for one part: its environment variable, else what `hf-limber space build`
+    wrote into space_models.json, else the quickstart's folder."""
     env, default = env_and_default
-    return os.environ.get(env) or default
+    built = Path(__file__).resolve().parent / "space_models.json"
+    return os.environ.get(env) or (json.loads(built.read_text()).get(env) if built.exists() else None) or default
 
 
 def resolve(location: str) -> Path | str | None:

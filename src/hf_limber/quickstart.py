@@ -71,11 +71,15 @@ def _last_checkpoint(folder: Path) -> str | None:
 def stage_data(config: QuickstartConfig) -> dict[str, Any]:
     from .data import build_emoji_dataset, build_emoji_scenes
 
+    from .data.sources import STYLES
+
     emoji = build_emoji_dataset(config.emoji, limit=config.emoji_limit, seed=config.seed)
     scenes = build_emoji_scenes(config.scenes, num_scenes=config.num_scenes, num_test_scenes=config.num_test_scenes,
                                 limit=config.emoji_limit, seed=config.seed)
+    styles = json.loads((config.emoji / "build_report.json").read_text())["styles"]
     return {"emoji": {split: len(rows) for split, rows in emoji.items()},
-            "scenes": {split: len(rows) for split, rows in scenes.items()}}
+            "scenes": {split: len(rows) for split, rows in scenes.items()},
+            "styles": sorted(styles), "missing_styles": sorted(set(STYLES) - set(styles))}
 
 
 def stage_clip(config: QuickstartConfig) -> dict[str, Any]:
@@ -193,7 +197,7 @@ STAGES: dict[str, tuple[str, Stage]] = {
 
 def run_quickstart(config: QuickstartConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Run every stage not finished yet; returns stages.json's content (seconds and results per stage)."""
-    from .quickstart_report import write_cards, write_report
+    from .quickstart_report import missing_styles_warning, write_cards, write_report
 
     config.out.mkdir(parents=True, exist_ok=True)
     state_path = config.out / "stages.json"
@@ -211,9 +215,13 @@ def run_quickstart(config: QuickstartConfig, log: Callable[[str], None] = print)
         result = stage(config)
         state.setdefault("stages", {})[name] = {"seconds": round(time.perf_counter() - started, 1), "result": result}
         state_path.write_text(json.dumps(state, indent=2) + "\n")
+        if name == "data" and (warning := missing_styles_warning(state)):
+            log(f"{'!' * 100}\n{warning}\n{'!' * 100}")
     write_cards(config, state)
     report = write_report(config, state)
     log(f"Report: {report}")
+    if warning := missing_styles_warning(state):
+        log(f"\n{'!' * 100}\n{warning}\n{'!' * 100}\n")
     log(f"Open the demo on what was just trained:\n  HF_LIMBER_CLIP={config.clip} HF_LIMBER_LIMBER={config.limber} "
         f"HF_LIMBER_GALLERY={config.emoji} python spaces/demo/app.py\nthen visit http://127.0.0.1:7860")
     return state

@@ -43,12 +43,27 @@ def json_report(folder: Path) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
+def missing_styles_warning(state: dict[str, Any]) -> str | None:
+    """The warning a run on fewer than all artwork styles carries, in the terminal and in REPORT.md."""
+    data = state["stages"]["data"]["result"]
+    if not data.get("missing_styles"):
+        return None
+    return (f"WARNING: the data has {len(data['styles'])} of {len(data['styles']) + len(data['missing_styles'])} "
+            f"artwork styles ({', '.join(data['styles'])}); missing: {', '.join(data['missing_styles'])}. "
+            "With fewer styles the CLIP sees less variety and its held-out-style results are far weaker. "
+            "Run `scripts/setup quickstart` (apt and npm artwork), then `hf-limber quickstart --fresh`.")
+
+
 def write_report(config: Any, state: dict[str, Any]) -> Path:
     stages = state["stages"]
     total = sum(stage["seconds"] for stage in stages.values())
     lines = ["# hf_limber quickstart", "", "| stage | wall time |", "|---|---|"]
     lines += [f"| {name} | {stage['seconds'] / 60:.1f} min |" for name, stage in stages.items()]
     lines += [f"| **total** | **{total / 60:.1f} min** |", ""]
+    data = stages["data"]["result"]
+    lines += [f"Artwork styles: {', '.join(data.get('styles', []))}.", ""]
+    if warning := missing_styles_warning(state):
+        lines += [f"> **{warning}**", ""]
     clip_report = stages["eval-clip"]["result"]
     clip_eval = config.clip / f"eval-{clip_report['split']}"
     lines += [f"## CLIP ({config.clip_preset}, trained here) on the held-out emoji style", "",

@@ -7,14 +7,23 @@ from pathlib import Path
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
-    push = subparsers.add_parser("push", help="push a saved model folder or a datasets folder to the Hub")
-    push.add_argument("local_dir", type=Path, help="folder written by save_pretrained or save_to_disk")
+    push = subparsers.add_parser("push", help="push a saved model folder, a datasets folder or a built Space to the Hub")
+    push.add_argument("local_dir", type=Path, help="folder written by save_pretrained, save_to_disk or space build")
     push.add_argument("repo_id", help="namespace/name on the Hub (created if needed)")
     push.add_argument("--private", action="store_true", help="create the repo private")
-    push.add_argument("--repo-type", choices=["model", "dataset"], default=None,
-                      help="default: read from the folder (save_to_disk folders are datasets)")
+    push.add_argument("--repo-type", choices=["model", "dataset", "space"], default=None,
+                      help="default: read from the folder (save_to_disk folders are datasets, space builds Spaces)")
     push.add_argument("--message", default=None, help="commit message")
     push.set_defaults(run=run_push)
+
+    space = subparsers.add_parser("space", help="the demo Space").add_subparsers(dest="space_command", required=True)
+    build = space.add_parser("build", help="write spaces/demo with the package source and its requirements, "
+                             "ready for `hf-limber push`")
+    build.add_argument("out", type=Path, help="a new or empty folder, or an earlier build (replaced when done)")
+    for part, what in (("clip", "CLIP model"), ("limber", "LiMBeR model"), ("gallery", "gallery dataset")):
+        build.add_argument(f"--{part}", default=None, help=f"Hub id of the {what} the Space serves "
+                           f"(default: the Space's HF_LIMBER_{part.upper()} variable)")
+    build.set_defaults(run=run_space_build)
 
 
 def add_card_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,4 +39,12 @@ def run_push(args: argparse.Namespace) -> int:
     url = push_folder(args.local_dir, args.repo_id, private=args.private, repo_type=args.repo_type,
                       commit_message=args.message)
     print(f"Pushed {args.local_dir} to {url}")
+    return 0
+
+
+def run_space_build(args: argparse.Namespace) -> int:
+    from .space import build_space
+
+    out = build_space(args.out, clip=args.clip, limber=args.limber, gallery=args.gallery)
+    print(f"Built the Space in {out}; push it with: hf-limber push {out} YOUR_NAME/hf-limber-demo")
     return 0

@@ -1,9 +1,10 @@
-"""Push a saved model folder or a `datasets` folder to the Hub (`hf-limber push`).
+"""Push a saved model folder, a `datasets` folder or a built Space to the Hub (`hf-limber push`).
 
 Model folders go up with `HfApi.upload_folder`, with a model card written first when the folder has
 none, and without training state (checkpoints, pickled optimizer and argument files). Folders written
 by `save_to_disk` go up through `datasets`' own `push_to_hub`, which stores Parquet shards and adds
 the features and splits to the dataset card that the folder carries (hf-limber data writes one).
+A folder written by `hf-limber space build` goes up as a gradio Space, only the files the build wrote.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from huggingface_hub import HfApi, get_token
 
 from .cards import model_kind, write_model_card
+from .space import BUILD_MARKER, SPACE_FILES, SPACE_MODELS_FILE
 
 DATASET_MARKERS = ("dataset_dict.json", "dataset_info.json")  # what save_to_disk writes (DatasetDict, Dataset)
 MODEL_MARKERS = ("config.json", "processor_config.json", "preprocessor_config.json", "tokenizer_config.json")
@@ -22,17 +24,23 @@ TRAINING_STATE = ["checkpoint-*", "training_args.bin", "rng_state*.pth", "optimi
                   "scaler.pt", "*.pkl"]
 # The dataset card and the pictures it shows; the data itself goes through datasets.
 DATASET_CARD_FILES = ["README.md", "examples/*"]
+# What `hf-limber space build` writes, and nothing else that may lie beside it.
+SPACE_UPLOAD = [*SPACE_FILES, "requirements.txt", SPACE_MODELS_FILE, "hf_limber/**"]
 
 
 def folder_repo_type(folder: Path) -> str:
-    """The repo type a folder needs: "dataset" for a save_to_disk folder, "model" for a save_pretrained one."""
+    """The repo type a folder needs: "dataset" for a save_to_disk folder, "model" for a save_pretrained one,
+    "space" for a folder `hf-limber space build` wrote."""
+    if (folder / BUILD_MARKER).is_file():
+        return "space"
     if any((folder / marker).is_file() for marker in DATASET_MARKERS):
         return "dataset"
     if any((folder / marker).is_file() for marker in MODEL_MARKERS) or any(folder.glob("*.safetensors")):
         return "model"
     raise ValueError(
         f"{folder} is neither a model folder (save_pretrained: {', '.join(MODEL_MARKERS[:2])}, *.safetensors) nor a "
-        f"datasets folder (save_to_disk: {' or '.join(DATASET_MARKERS)}). Pass the folder those methods wrote."
+        f"datasets folder (save_to_disk: {' or '.join(DATASET_MARKERS)}) nor a Space (hf-limber space build). "
+        "Pass the folder those wrote."
     )
 
 
@@ -47,7 +55,7 @@ def push_folder(
 ) -> str:
     """Create `repo_id` (if needed) and upload the folder to it; returns the repo's URL.
 
-    `repo_type` ("model" or "dataset") is read from the folder when None. A model folder of an
+    `repo_type` ("model", "dataset" or "space") is read from the folder when None. A model folder of an
     hf_limber CLIP or LiMBeR model without README.md gets a model card (`write_model_card`) first.
     The token is `token`, else HF_TOKEN or the one `hf auth login` stored.
     """
@@ -64,7 +72,12 @@ def push_folder(
         raise PermissionError("No Hugging Face token: set HF_TOKEN, run `hf auth login`, or pass token= "
                               "(a token with write access).")
     api = HfApi(token=token)
-    url = api.create_repo(repo_id, private=private, repo_type=repo_type, exist_ok=True)
+    url = api.create_repo(repo_id, private=private, repo_type=repo_type, exist_ok=True,
+                          space_sdk="gradio" if repo_type == "space" else None)
+    if repo_type == "space":
+        api.upload_folder(folder_path=folder, repo_id=url.repo_id, repo_type="space", allow_patterns=SPACE_UPLOAD,
+                          commit_message=commit_message or "Upload the hf_limber demo Space")
+        return str(url)
     if repo_type == "dataset":
         _push_dataset(api, folder, url.repo_id, private, commit_message)
         return str(url)
