@@ -35,6 +35,8 @@ ADAPTER_REPO = "test-user/tiny-limber-adapter"
 FULL_REPO = "test-user/tiny-limber-full"
 CLI_REPO = "test-user/tiny-limber-cli"
 DATASET_REPO = "test-user/tiny-emoji"
+# Files a careless user leaves beside a model: none may reach the Hub.
+PRIVATE_FILES = [".env", "id_rsa", "pytorch_model.bin", "notes.txt", "logs/train.log"]
 CLIP_TEXTS = ["a picture of a red square", "a picture of a cat", "an emoji"]
 LIMBER_TEXTS = ["A picture of", "Q: what color is it? A:"]
 RESULTS = [
@@ -144,6 +146,9 @@ def push_step(work: Path) -> None:
     (work / "limber" / "checkpoint-5").mkdir()  # Trainer leftovers that must stay local
     (work / "limber" / "checkpoint-5" / "model.safetensors").write_bytes(b"stale")
     (work / "limber" / "training_args.bin").write_bytes(b"pickle")
+    for private in PRIVATE_FILES:  # what a careless user leaves beside a model
+        (work / "limber" / private).parent.mkdir(parents=True, exist_ok=True)
+        (work / "limber" / private).write_text("secret")
     assert cli(["push", str(work / "limber"), CLI_REPO]) == 0  # writes the model card as it goes
     batch = processor(images=[image, image], text=LIMBER_TEXTS)
     with torch.no_grad():
@@ -276,11 +281,34 @@ def test_push_to_hub_keeps_the_adapter_or_full_choice(roundtrip):
     assert (config["vision_source"], config["text_source"]) == (CLIP_REPO, LM_REPO)
 
 
-def test_cli_push_uploads_the_model_and_its_card_but_not_training_state(roundtrip):
+def test_cli_push_uploads_the_model_and_its_card_but_nothing_else(roundtrip):
     hub, *_ = roundtrip
     files = set(hub.files(CLI_REPO))
     assert {"README.md", "config.json", "model.safetensors", "modeling_limber.py", "processor_config.json"} <= files
     assert not any(name.startswith("checkpoint-") or name == "training_args.bin" for name in files)
+    assert not files & set(PRIVATE_FILES)
+
+
+def test_push_plan_is_an_allow_list_and_dry_run_uploads_nothing(tmp_path, capsys):
+    from hf_limber import ClipConfig, ClipModel
+    from hf_limber.cli import main
+    from hf_limber.hub.push import upload_plan
+
+    ClipModel(ClipConfig.from_preset("tiny-vit")).save_pretrained(tmp_path)
+    (tmp_path / "README.md").write_text("# card\n\n![loss](plots/loss.png)\n")
+    for name in (*PRIVATE_FILES, "plots/loss.png", "plots/unused.png", "helper.py"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("x")
+    repo_type, included, left_out = upload_plan(tmp_path)
+    assert repo_type == "model"
+    code = [name for name in included if name.endswith(".py")]
+    assert "configuration_clip.py" in code and "modeling_clip.py" in code and "helper.py" not in code
+    assert [name for name in included if name not in code] == ["README.md", "config.json", "model.safetensors",
+                                                                "plots/loss.png"]
+    assert set(left_out) == {*PRIVATE_FILES, "plots/unused.png", "helper.py"}  # helper.py is not the model's code
+    assert main(["push", str(tmp_path), "me/model", "--dry-run"]) == 0  # no token, no network: nothing pushed
+    printed = capsys.readouterr().out
+    assert f"uploading {len(included)} file(s)" in printed and "left out (" in printed and "  .env" in printed
 
 
 def test_model_cards_parse_and_their_snippets_run(roundtrip):

@@ -14,6 +14,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     push.add_argument("--repo-type", choices=["model", "dataset", "space"], default=None,
                       help="default: read from the folder (save_to_disk folders are datasets, space builds Spaces)")
     push.add_argument("--message", default=None, help="commit message")
+    push.add_argument("--dry-run", action="store_true", help="print what would be uploaded and what is left out")
     push.set_defaults(run=run_push)
 
     space = subparsers.add_parser("space", help="the demo Space").add_subparsers(dest="space_command", required=True)
@@ -34,8 +35,18 @@ def add_card_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_push(args: argparse.Namespace) -> int:
-    from .push import push_folder
+    from .push import push_folder, upload_plan
 
+    repo_type, included, left_out = upload_plan(args.local_dir)
+    print(f"{args.local_dir} is a {repo_type} folder; uploading {len(included)} file(s):")
+    print("".join(f"  {name}\n" for name in included), end="")
+    if repo_type == "dataset":
+        print("  (and the dataset's rows, as Parquet through datasets)")
+    if left_out:
+        print(f"left out ({len(left_out)}; not part of a {repo_type}):")
+        print("".join(f"  {name}\n" for name in left_out), end="")
+    if args.dry_run:
+        return 0
     url = push_folder(args.local_dir, args.repo_id, private=args.private, repo_type=args.repo_type,
                       commit_message=args.message)
     print(f"Pushed {args.local_dir} to {url}")

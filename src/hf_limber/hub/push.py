@@ -1,7 +1,9 @@
 """Push a saved model folder, a `datasets` folder or a built Space to the Hub (`hf-limber push`).
 
 Model folders go up with `HfApi.upload_folder`, with a model card written first when the folder has
-none, and without training state (checkpoints, pickled optimizer and argument files). Folders written
+none: only what a model consists of (an allow-list: config, safetensors weights, processor and
+tokenizer files, its code, the card and the plots the card shows), never notes, keys, logs, pickles
+or training state, and what is left out is listed. Folders written
 by `save_to_disk` go up through `datasets`' own `push_to_hub`, which stores Parquet shards and adds
 the features and splits to the dataset card that the folder carries (hf-limber data writes one).
 A folder written by `hf-limber space build` goes up as a gradio Space, only the files the build wrote.
@@ -9,7 +11,9 @@ A folder written by `hf-limber space build` goes up as a gradio Space, only the 
 
 from __future__ import annotations
 
+import fnmatch
 import os
+import re
 from pathlib import Path
 
 from huggingface_hub import HfApi, get_token
@@ -19,9 +23,12 @@ from .space import BUILD_MARKER, SPACE_FILES, SPACE_MODELS_FILE
 
 DATASET_MARKERS = ("dataset_dict.json", "dataset_info.json")  # what save_to_disk writes (DatasetDict, Dataset)
 MODEL_MARKERS = ("config.json", "processor_config.json", "preprocessor_config.json", "tokenizer_config.json")
-# Trainer output that must not reach a model repo: intermediate checkpoints and pickled training state.
-TRAINING_STATE = ["checkpoint-*", "training_args.bin", "rng_state*.pth", "optimizer.pt", "scheduler.pt",
-                  "scaler.pt", "*.pkl"]
+# What a saved model consists of (top level only): anything else in the folder stays on this machine.
+MODEL_FILES = ["config.json", "generation_config.json", "*.safetensors", "model.safetensors.index.json",
+               "preprocessor_config.json", "processor_config.json", "image_processor_config.json",
+               "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
+               "vocab.json", "merges.txt", "chat_template.jinja", "chat_template.json",
+               "adapter_config.json", "README.md"]
 # The dataset card and the pictures it shows; the data itself goes through datasets.
 DATASET_CARD_FILES = ["README.md", "examples/*"]
 # What `hf-limber space build` writes, and nothing else that may lie beside it.
@@ -42,6 +49,53 @@ def folder_repo_type(folder: Path) -> str:
         f"datasets folder (save_to_disk: {' or '.join(DATASET_MARKERS)}) nor a Space (hf-limber space build). "
         "Pass the folder those wrote."
     )
+
+
+def remote_code_files(folder: Path) -> list[str]:
+    """The Python files that are a model's code: the modules its configs' auto_map names, and the
+    modules those import relatively (what transformers copies for trust_remote_code)."""
+    modules: set[str] = set()
+    for config in ("config.json", "processor_config.json", "preprocessor_config.json", "tokenizer_config.json"):
+        if (folder / config).is_file():
+            text = (folder / config).read_text()
+            modules |= set(re.findall(r'"(?:[^"]*--)?(\w+)\.\w+"', text[text.find('"auto_map"'):]) if '"auto_map"' in text else [])
+    files, queue = set(), [m for m in modules if (folder / f"{m}.py").is_file()]
+    while queue:
+        module = queue.pop()
+        if f"{module}.py" in files:
+            continue
+        files.add(f"{module}.py")
+        imported = re.findall(r"^\s*from \.(\w+) import", (folder / f"{module}.py").read_text(), re.MULTILINE)
+        queue += [m for m in imported if (folder / f"{m}.py").is_file()]
+    return sorted(files)
+
+
+def model_files(folder: Path) -> tuple[list[str], list[str]]:
+    """(files to upload, files left out) of a model folder: the allow-list plus the plots its card shows."""
+    card = folder / "README.md"
+    shown = set(re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", card.read_text())) if card.is_file() else set()
+    patterns = MODEL_FILES + remote_code_files(folder)
+    included, left_out = [], []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        name = path.relative_to(folder).as_posix()
+        wanted = ("/" not in name and any(fnmatch.fnmatch(name, pattern) for pattern in patterns)) or name in shown
+        (included if wanted else left_out).append(name)
+    return included, left_out
+
+
+def upload_plan(folder: str | os.PathLike) -> tuple[str, list[str], list[str]]:
+    """(repo type, files that would go up, files left out) for a folder, without a network call.
+    A dataset's rows go through `datasets` as Parquet; its listed files are the card and its pictures."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder} does not exist: pass the folder that save_pretrained or save_to_disk wrote.")
+    repo_type = folder_repo_type(folder)
+    if repo_type == "model":
+        return repo_type, *model_files(folder)
+    patterns = SPACE_UPLOAD if repo_type == "space" else DATASET_CARD_FILES
+    files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    included = [name for name in files if any(fnmatch.fnmatch(name, pattern) for pattern in patterns)]
+    return repo_type, included, [name for name in files if name not in included]
 
 
 def push_folder(
@@ -83,7 +137,8 @@ def push_folder(
         return str(url)
     if not (folder / "README.md").exists() and model_kind(folder):
         write_model_card(folder, repo_id=url.repo_id)
-    api.upload_folder(folder_path=folder, repo_id=url.repo_id, repo_type="model", ignore_patterns=TRAINING_STATE,
+    included, _ = model_files(folder)
+    api.upload_folder(folder_path=folder, repo_id=url.repo_id, repo_type="model", allow_patterns=included,
                       commit_message=commit_message or "Upload model with hf_limber")
     return str(url)
 
