@@ -276,7 +276,7 @@ def test_push_to_hub_keeps_the_adapter_or_full_choice(roundtrip):
     # Both forms carry their own code and their CLIP tower's; the adapter names its parts' repos.
     for repo in (ADAPTER_REPO, FULL_REPO):
         files = hub.files(repo)
-        assert {"modeling_limber.py", "processing_limber.py", "modeling_clip.py", "processing_clip.py"} <= set(files)
+        assert {"modeling_limber.py", "processing_limber.py", "modeling_clip.py", "images.py"} <= set(files)
     config = json.loads(hub.files(ADAPTER_REPO)["config.json"])
     assert (config["vision_source"], config["text_source"]) == (CLIP_REPO, LM_REPO)
 

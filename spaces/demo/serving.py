@@ -24,7 +24,7 @@ from PIL import Image
 
 import hf_limber  # noqa: F401  (registers the Auto classes the CLIP folders name)
 from hf_limber import LimberForCausalLM, LimberProcessor
-from hf_limber.clip.processing_clip import open_image, to_rgb
+from hf_limber.images import open_image, to_rgb
 from hf_limber.evaluation import ZeroShotClassifier, embed_images, embed_texts, top_matches
 from hf_limber.limber.questions import answer_questions
 

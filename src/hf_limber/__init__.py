@@ -53,10 +53,9 @@ def _register_auto_classes() -> None:
     for model_class in (ClipModel, ClipTextModel, ClipVisionModel):
         model_class.register_for_auto_class("AutoModel")
     ClipVisionForImageClassification.register_for_auto_class("AutoModelForImageClassification")
-    ClipProcessor.register_for_auto_class("AutoProcessor")
     # LiMBeR under AutoModel, as registered above: its generate needs images, which text-generation
     # pipelines (AutoModelForCausalLM) cannot give. A LiMBeR folder also carries its CLIP tower's code
-    # (limber/remote_code.py); LimberProcessor writes its own code when saved.
+    # (limber/remote_code.py); ClipProcessor and LimberProcessor write their own code when saved.
     LimberConfig.register_for_auto_class()
     LimberForCausalLM.register_for_auto_class("AutoModel")
 

@@ -1,77 +1,39 @@
 """ClipProcessor: transformers' CLIP image processor + a fast CLIP BPE tokenizer.
 
-Images of any mode Pillow can open become RGB here, before the image processor sees them:
-transparency is laid on white (emoji artwork is transparent; dropping alpha would turn it black)
-and 16-bit or float images are scaled down to 8 bits instead of being clipped.
+Images of any mode Pillow can open become RGB first (`hf_limber.images`), before the image
+processor sees them.
 """
 
 from __future__ import annotations
 
 import copy
 import html
-import io
-from collections.abc import Mapping, Sequence
+import os
+import shutil
+import sys
+import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
-from PIL import Image, UnidentifiedImageError
 from transformers import BatchFeature, CLIPImageProcessor, CLIPTokenizer, ProcessorMixin
 
+try:
+    from hf_limber.images import ImageInput, as_image_list, prepare_image
+except ImportError:  # remote code without hf_limber: save_pretrained put images.py beside this file
+    from .images import ImageInput, as_image_list, prepare_image
 from .configuration_clip import ClipConfig
 
-ImageInput = Image.Image | str | Path | bytes | np.ndarray | torch.Tensor
+# Image helpers that lived here until hf_limber.images took them (deprecated names).
+_MOVED_TO_IMAGES = ("open_image", "to_rgb")
 
 
-def open_image(source: str | Path | bytes) -> Image.Image:
-    """Open and fully decode an image file or its bytes; errors name the input."""
-    name = f"{len(source)} bytes of image data" if isinstance(source, bytes) else str(source)
-    try:
-        image = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
-        image.load()  # decoding is lazy: a truncated file only fails here
-    except FileNotFoundError:
-        raise FileNotFoundError(f"Image file not found: {name}") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        raise ValueError(
-            f"Could not read an image from {name}: {error}. Pass a readable image file "
-            "(PNG, JPEG, WebP, ...) or a PIL image."
-        ) from None
-    return image
-
-
-def to_rgb(image: Image.Image, background: tuple[int, int, int] = (255, 255, 255)) -> Image.Image:
-    """RGB version of an image in any Pillow mode."""
-    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        values = np.asarray(image, dtype=np.float64)
-        peak = 65535.0 if image.mode.startswith("I;16") else max(float(values.max()), 255.0)
-        image = Image.fromarray(np.clip(values / peak * 255.0, 0, 255).astype(np.uint8))
-    if image.mode == "P" and "transparency" in image.info:
-        image = image.convert("RGBA")
-    if image.mode in ("RGBA", "LA", "PA", "La", "RGBa"):
-        image = image.convert("RGBA")
-        canvas = Image.new("RGBA", image.size, (*background, 255))
-        return Image.alpha_composite(canvas, image).convert("RGB")
-    return image.convert("RGB")
-
-
-def prepare_image(image: ImageInput) -> Image.Image | np.ndarray | torch.Tensor:
-    if isinstance(image, (str, Path, bytes)):
-        image = open_image(image)
-    if isinstance(image, Image.Image):
-        return to_rgb(image)
-    if isinstance(image, (np.ndarray, torch.Tensor)):
-        return image
-    raise TypeError(f"Cannot read an image from a {type(image).__name__}; pass a PIL image, a path, bytes or an array.")
-
-
-def as_image_list(images: ImageInput | Sequence[ImageInput]) -> list[ImageInput]:
-    """One image or any sequence of them (lists, tuples, a `datasets` column) as a list."""
-    if isinstance(images, (Image.Image, str, Path, bytes, Mapping)):
-        return [images]  # a mapping is one (unreadable) input, not a sequence of keys
-    if isinstance(images, (np.ndarray, torch.Tensor)) and images.ndim < 4:
-        return [images]
-    return list(images)
+def __getattr__(name: str) -> Any:
+    if name in _MOVED_TO_IMAGES:
+        warnings.warn(f"hf_limber.clip.processing_clip.{name} moved: import it from hf_limber.images.",
+                      FutureWarning, stacklevel=2)
+        return getattr(sys.modules[prepare_image.__module__], name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def clean_text(text: str) -> str:
@@ -131,3 +93,19 @@ class ClipProcessor(ProcessorMixin):
                                           return_tensors=return_tensors)
             data["pixel_values"] = pixels["pixel_values"]
         return BatchFeature(data=data, tensor_type=return_tensors)
+
+    def save_pretrained(self, save_directory: str | os.PathLike, push_to_hub: bool = False, **kwargs: Any) -> list[str]:
+        """Also writes this class's code, with the image helpers it imports, and names it in
+        processor_config.json, so that `AutoProcessor.from_pretrained(folder, trust_remote_code=True)` works
+        with transformers alone. (`register_for_auto_class` cannot do it: transformers copies only imports
+        from this file's own folder, and the image helpers live in hf_limber.images.)"""
+        os.makedirs(save_directory, exist_ok=True)
+        for module in (__name__, ClipConfig.__module__, prepare_image.__module__):
+            source = Path(sys.modules[module].__file__)
+            shutil.copyfile(source, Path(save_directory) / source.name)
+        self.auto_map = {"AutoProcessor": f"{Path(__file__).stem}.{type(self).__name__}"}
+        files = super().save_pretrained(save_directory, **kwargs)
+        if push_to_hub:
+            # transformers would upload only files written after its own start; push everything instead.
+            self.push_to_hub(kwargs.pop("repo_id", Path(save_directory).name), **kwargs)
+        return files

@@ -15,7 +15,6 @@ deals out the shard list in ``gen_kwargs``.
 
 from __future__ import annotations
 
-import io
 import logging
 import multiprocessing
 import os
@@ -28,6 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 from transformers import TrainerCallback
+
+from ..images import open_image, to_rgb  # one rule everywhere: transparency on white
 
 if TYPE_CHECKING:
     from datasets import Dataset, IterableDataset
@@ -208,13 +209,10 @@ def _image_path(image: Any) -> str | None:
 def _open_image(image: Any) -> Image.Image:
     if image is None:
         raise ValueError("no image")
-    from ..clip.processing_clip import to_rgb  # one RGB rule everywhere: transparency on white
-
     if isinstance(image, Image.Image):
         return to_rgb(image)
     data = image.get("bytes")
-    with Image.open(io.BytesIO(data) if data is not None else image["path"]) as opened:
-        return to_rgb(opened)  # converting loads the pixels, so truncation fails here
+    return to_rgb(open_image(data if data is not None else image["path"]))
 
 
 def _is_usable(example: dict[str, Any]) -> bool:

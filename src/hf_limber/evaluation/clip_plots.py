@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..clip.processing_clip import prepare_image, to_rgb
+from ..images import prepare_image, to_rgb
 from .retrieval import top_matches
 from .zero_shot import ZeroShotResult
 

@@ -11,7 +11,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..clip.processing_clip import ClipProcessor, ImageInput
+from ..clip.processing_clip import ClipProcessor
+from ..images import ImageInput
 
 
 def _features(output: Any) -> torch.Tensor:

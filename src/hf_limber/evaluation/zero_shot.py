@@ -15,7 +15,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..clip.processing_clip import ImageInput
+from ..images import ImageInput
 from .embedding import embed_images, embed_texts
 from .templates import template_set
 

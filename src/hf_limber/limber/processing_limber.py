@@ -17,9 +17,9 @@ import torch
 from transformers import AutoImageProcessor, BatchFeature, CLIPImageProcessor, PreTrainedTokenizerBase, ProcessorMixin
 
 try:
-    from hf_limber.clip.processing_clip import ImageInput, as_image_list, prepare_image
-except ImportError:  # remote code without hf_limber: save_pretrained put processing_clip.py beside this file
-    from .processing_clip import ImageInput, as_image_list, prepare_image
+    from hf_limber.images import ImageInput, as_image_list, prepare_image
+except ImportError:  # remote code without hf_limber: save_pretrained put images.py beside this file
+    from .images import ImageInput, as_image_list, prepare_image
 from .configuration_limber import LimberConfig
 from .modeling_limber import IGNORE_INDEX
 from .remote_code import copy_code
@@ -139,7 +139,7 @@ class LimberProcessor(ProcessorMixin):
         """Also writes this class's code and names it in processor_config.json, so that
         `AutoProcessor.from_pretrained(folder, trust_remote_code=True)` works with transformers alone.
         (`register_for_auto_class` cannot do it: transformers copies only imports from this file's
-        own folder, and the image helpers live in hf_limber.clip.)"""
+        own folder, and the image helpers live in hf_limber.images.)"""
         os.makedirs(save_directory, exist_ok=True)
         copy_code(save_directory, __file__, sys.modules[prepare_image.__module__].__file__)
         self.auto_map = {"AutoProcessor": f"{Path(__file__).stem}.{type(self).__name__}"}

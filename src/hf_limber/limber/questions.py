@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..clip.processing_clip import ImageInput
+from ..images import ImageInput
 from ..evaluation.vqa import normalize_answer
 from .modeling_limber import LimberForCausalLM
 from .processing_limber import LimberProcessor

@@ -9,7 +9,7 @@ files it imports as `from .name import ...` from its own folder. Two things that
   config is built, so everything downstream (AutoConfig.for_model, AutoModel.from_config) works
   as it does with hf_limber installed;
 - code a module takes from another hf_limber sub-package (the processor's image helpers from
-  `hf_limber.clip`): `copy_code` puts it into the flat folder.
+  `hf_limber.images`): `copy_code` puts it into the flat folder.
 
 This file is itself copied into saved folders, so it imports nothing but transformers.
 """
@@ -50,7 +50,7 @@ def copy_code(folder: str | os.PathLike, *module_files: str | os.PathLike) -> No
             continue
         done.add(source)
         shutil.copyfile(source, Path(folder) / source.name)
-        # An import that is not beside the file (`.processing_clip` seen from hf_limber/limber) is
+        # An import that is not beside the file (`.images` seen from hf_limber/limber) is
         # copied by the caller, which knows where it lives.
         pending += [source.parent / f"{name}.py" for name in get_relative_imports(source)
                     if (source.parent / f"{name}.py").exists()]

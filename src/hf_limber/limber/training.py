@@ -9,7 +9,7 @@ import torch
 from datasets import Array2D, Dataset, DatasetDict, IterableDataset, load_from_disk
 from transformers import AutoTokenizer, Trainer, TrainingArguments, set_seed
 
-from ..clip.processing_clip import prepare_image
+from ..images import prepare_image
 from ..training.caption_collator import CaptionCollator
 from ..training.precision import SlowBf16Warning
 from .modeling_limber import LimberForCausalLM

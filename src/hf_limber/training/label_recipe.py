@@ -12,7 +12,8 @@ from transformers import Trainer, TrainingArguments, set_seed
 
 from ..clip.configuration_clip import ClipVisionConfig
 from ..clip.modeling_clip import ClipVisionForImageClassification
-from ..clip.processing_clip import clip_image_processor, prepare_image
+from ..clip.processing_clip import clip_image_processor
+from ..images import prepare_image
 from .precision import SlowBf16Warning
 
 
