@@ -21,30 +21,11 @@ from huggingface_hub.utils import HFValidationError, validate_repo_id
 from safetensors import safe_open
 from transformers import AutoConfig
 
+from ..citations import CITATIONS
+
 KINDS = {"limber_clip": "clip", "limber": "limber"}  # config.json model_type -> kind
 PIPELINE_TAGS = {"clip": "zero-shot-image-classification", "limber": "image-to-text"}
 RESULT_KEYS = ("task", "dataset", "metric", "value")
-
-CITATIONS = {
-    "clip": """@inproceedings{radford2021clip,
-  title = {Learning Transferable Visual Models From Natural Language Supervision},
-  author = {Radford, Alec and Kim, Jong Wook and Hallacy, Chris and Ramesh, Aditya and Goh, Gabriel and
-            Agarwal, Sandhini and Sastry, Girish and Askell, Amanda and Mishkin, Pamela and Clark, Jack and
-            Krueger, Gretchen and Sutskever, Ilya},
-  booktitle = {Proceedings of the 38th International Conference on Machine Learning (ICML)},
-  year = {2021},
-  eprint = {2103.00020},
-  archivePrefix = {arXiv}
-}""",
-    "limber": """@inproceedings{merullo2023limber,
-  title = {Linearly Mapping from Image to Text Space},
-  author = {Merullo, Jack and Castricato, Louis and Eickhoff, Carsten and Pavlick, Ellie},
-  booktitle = {The Eleventh International Conference on Learning Representations (ICLR)},
-  year = {2023},
-  eprint = {2209.15162},
-  archivePrefix = {arXiv}
-}""",
-}
 
 
 def model_kind(folder: str | os.PathLike) -> str | None:

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from hf_limber.evaluation.retrieval import retrieval_recall
-from hf_limber.hub.cards import CITATIONS
+from hf_limber.citations import CITATIONS
 
 _CITATION = CITATIONS["clip"]
 

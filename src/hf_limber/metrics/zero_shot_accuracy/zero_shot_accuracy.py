@@ -9,7 +9,7 @@ import evaluate
 import torch
 
 from hf_limber.evaluation.zero_shot import accuracy_from_logits
-from hf_limber.hub.cards import CITATIONS
+from hf_limber.citations import CITATIONS
 
 _CITATION = CITATIONS["clip"]
 

@@ -1,0 +1,25 @@
+"""The papers hf_limber implements, as BibTeX: model cards and the `evaluate` modules cite from here.
+
+A leaf: it imports nothing, so any layer may read it.
+"""
+
+CITATIONS = {
+    "clip": """@inproceedings{radford2021clip,
+  title = {Learning Transferable Visual Models From Natural Language Supervision},
+  author = {Radford, Alec and Kim, Jong Wook and Hallacy, Chris and Ramesh, Aditya and Goh, Gabriel and
+            Agarwal, Sandhini and Sastry, Girish and Askell, Amanda and Mishkin, Pamela and Clark, Jack and
+            Krueger, Gretchen and Sutskever, Ilya},
+  booktitle = {Proceedings of the 38th International Conference on Machine Learning (ICML)},
+  year = {2021},
+  eprint = {2103.00020},
+  archivePrefix = {arXiv}
+}""",
+    "limber": """@inproceedings{merullo2023limber,
+  title = {Linearly Mapping from Image to Text Space},
+  author = {Merullo, Jack and Castricato, Louis and Eickhoff, Carsten and Pavlick, Ellie},
+  booktitle = {The Eleventh International Conference on Learning Representations (ICLR)},
+  year = {2023},
+  eprint = {2209.15162},
+  archivePrefix = {arXiv}
+}""",
+}
