@@ -193,7 +193,7 @@ def test_adapter_without_sources_asks_for_the_parts(tmp_path):
 
 
 def test_questions_zero_and_n_shot():
-    from hf_limber.limber.questions import answer_questions, clean_answer, question_prompt
+    from hf_limber.evaluation.questions import answer_questions, clean_answer, question_prompt
 
     assert question_prompt("what color ?", [("how many ?", "two")]) == "<image>Q: how many ? A: two\n<image>Q: what color ? A:"
     assert clean_answer(" Two dogs!\nQ: what next") == "2 dogs"

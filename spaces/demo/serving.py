@@ -26,7 +26,7 @@ import hf_limber  # noqa: F401  (registers the Auto classes the CLIP folders nam
 from hf_limber import LimberForCausalLM, LimberProcessor
 from hf_limber.images import open_image, to_rgb
 from hf_limber.evaluation import ZeroShotClassifier, embed_images, embed_texts, top_matches
-from hf_limber.limber.questions import answer_questions
+from hf_limber.evaluation.questions import answer_questions
 
 # Where each part comes from: (environment variable, default). The defaults are the folders
 # `hf-limber quickstart` writes.

@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 from .captions import cider_d
 from .clip_score import ref_clip_score
 from .lexical import lexical_concepts
+from .questions import answer_questions
 from .vqa import vqa_accuracy
 
 
@@ -63,8 +64,6 @@ def _questions(dataset: Any, settings: LimberEvalSettings, rng: random.Random) -
 
 
 def _vqa(model: Any, processor: Any, dataset: Any, shots_source: Any, settings: LimberEvalSettings) -> dict[str, Any]:
-    from ..limber.questions import answer_questions
-
     rng = random.Random(settings.seed)
     asked = _questions(dataset, settings, rng)
     results = {}
