@@ -177,6 +177,7 @@ def test_unreadable_artwork_is_skipped_and_counted(tmp_path, tile_cache):
         held_out_styles=["openmoji-black"],
         limit=8,
         seed=1,
+        validation_fraction=0.3,  # 8 concepts: the default 0.1 would leave validation empty, which is refused
         image_size=SIZE,
         npm_dir=npm_dir,
         cache_dir=tile_cache,
@@ -194,8 +195,41 @@ def test_unreadable_artwork_is_skipped_and_counted(tmp_path, tile_cache):
 def test_cli_builds_and_summarises(tmp_path, tile_cache, capsys):
     from hf_limber.cli import main
 
-    args = ["data", "emoji", str(tmp_path / "cli"), "--styles", "twemoji,openmoji", "--limit", "5"]
+    args = ["data", "emoji", str(tmp_path / "cli"), "--styles", "twemoji,openmoji", "--limit", "5",
+            "--validation-fraction", "0.4"]  # 5 concepts: the default 0.1 would leave validation empty
     assert main([*args, "--image-size", str(SIZE), "--cache-dir", str(tile_cache), "--no-progress"]) == 0
     printed = capsys.readouterr().out
     assert "test_openmoji: 5" in printed and "twemoji" in printed
     assert (tmp_path / "cli" / "README.md").is_file()
+
+
+def test_an_interrupted_rebuild_keeps_the_earlier_build(tmp_path, tile_cache, monkeypatch):
+    out = tmp_path / "emoji"
+    first = build_emoji_dataset(out, styles=["twemoji", "openmoji"], limit=LIMIT, image_size=SIZE, seed=3,
+                                cache_dir=tile_cache, progress=False)
+    import hf_limber.data.emoji as emoji_module
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt  # Ctrl-C while the new build is being written
+
+    monkeypatch.setattr(emoji_module, "write_emoji_card", interrupted, raising=False)
+    monkeypatch.setattr("hf_limber.data.card.write_emoji_card", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        build_emoji_dataset(out, styles=["twemoji", "openmoji"], limit=LIMIT, image_size=SIZE, seed=4,
+                            cache_dir=tile_cache, progress=False)
+    kept = datasets.load_from_disk(str(out))
+    assert kept["train"]["name"] == first["train"]["name"]  # the earlier build, whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["emoji"]  # no staging folder left behind
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"validation_fraction": 0.0}, "validation_fraction must be in"),
+    ({"limit": 1}, "empty"),
+    ({"image_size": 0}, "image_size must be"),
+])
+def test_a_build_that_could_not_be_read_back_is_refused(tmp_path, tile_cache, options, message):
+    settings = {"styles": ["twemoji", "openmoji"], "limit": LIMIT, "image_size": SIZE, "cache_dir": tile_cache,
+                "progress": False} | options
+    with pytest.raises(ValueError, match=message):
+        build_emoji_dataset(tmp_path / "out", **settings)
+    assert not (tmp_path / "out").exists()

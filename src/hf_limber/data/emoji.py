@@ -14,7 +14,15 @@ from tqdm.auto import tqdm
 
 from .catalog import CATEGORIES
 from .language import concept_caption
-from .plan import DEFAULT_HELD_OUT_STYLES, plan_build, prepare_output_dir, rows_to_dataset
+from .plan import (
+    DEFAULT_HELD_OUT_STYLES,
+    check_image_size,
+    check_output_dir,
+    check_splits,
+    plan_build,
+    rows_to_dataset,
+    staged_output,
+)
 from .render import TileCache, on_background, parse_colour, png_bytes
 
 if TYPE_CHECKING:
@@ -67,7 +75,8 @@ def build_emoji_dataset(
 
     started = time.perf_counter()
     plan = plan_build(styles, held_out_styles, npm_dir, include_skin_tones, limit, seed, validation_fraction)
-    out = prepare_output_dir(out_dir)
+    check_output_dir(out_dir)
+    check_image_size(image_size)
     fill = parse_colour(background)
     cache = TileCache(cache_dir)
     indexes = {style: source.index(plan.catalog) for style, source in plan.report.found.items()}
@@ -102,25 +111,27 @@ def build_emoji_dataset(
     # Styles come in blocks above; a seeded shuffle mixes them for readers that stream in order.
     random.Random(seed).shuffle(rows["train"])
 
+    check_splits(rows, plan.split_names)
     features = emoji_features()
     dataset = DatasetDict({split: rows_to_dataset(rows.get(split, []), features) for split in plan.split_names})
-    dataset.save_to_disk(str(out))
+    with staged_output(out_dir) as out:
+        dataset.save_to_disk(str(out))
 
-    from .card import build_report, write_emoji_card
+        from .card import build_report, write_emoji_card
 
-    report = build_report(plan, indexes, dataset, cache, concepts_considered=len(concepts))
-    report["parameters"] = {
-        "styles": list(plan.report.found),
-        "held_out_styles": plan.held_out_styles,
-        "image_size": image_size,
-        "background": list(fill),
-        "include_skin_tones": include_skin_tones,
-        "seed": seed,
-        "limit": limit,
-        "validation_fraction": validation_fraction,
-        "common_concepts_only": common_concepts_only,
-    }
-    write_emoji_card(out, dataset, plan, report)
-    report["build_seconds"] = round(time.perf_counter() - started, 1)
-    (out / "build_report.json").write_text(json.dumps(report, indent=2) + "\n")
+        report = build_report(plan, indexes, dataset, cache, concepts_considered=len(concepts))
+        report["parameters"] = {
+            "styles": list(plan.report.found),
+            "held_out_styles": plan.held_out_styles,
+            "image_size": image_size,
+            "background": list(fill),
+            "include_skin_tones": include_skin_tones,
+            "seed": seed,
+            "limit": limit,
+            "validation_fraction": validation_fraction,
+            "common_concepts_only": common_concepts_only,
+        }
+        write_emoji_card(out, dataset, plan, report)
+        report["build_seconds"] = round(time.perf_counter() - started, 1)
+        (out / "build_report.json").write_text(json.dumps(report, indent=2) + "\n")
     return dataset

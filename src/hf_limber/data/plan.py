@@ -9,7 +9,9 @@ from __future__ import annotations
 import os
 import random
 import shutil
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -75,8 +77,9 @@ def plan_build(
         raise ValueError(
             f"Every available style ({sorted(report.found)}) is held out; leave at least one for training."
         )
-    if not 0.0 <= validation_fraction < 1.0:
-        raise ValueError(f"validation_fraction must be in [0, 1), got {validation_fraction}")
+    if not 0.0 < validation_fraction < 1.0:
+        raise ValueError(f"validation_fraction must be in (0, 1): the validation split needs concepts, "
+                         f"got {validation_fraction}")
     catalog = load_catalog(npm_dir, include_skin_tones=include_skin_tones)
     if limit is not None:
         catalog = _limited(catalog, limit, seed)
@@ -100,14 +103,55 @@ def rows_to_dataset(rows: list[dict[str, Any]], features: Features) -> Dataset:
     return Dataset.from_dict({name: [row[name] for row in rows] for name in features}, features=features)
 
 
-def prepare_output_dir(out_dir: str | os.PathLike[str]) -> Path:
-    """An empty folder for a dataset, replacing an earlier build but nothing else."""
+def check_output_dir(out_dir: str | os.PathLike[str]) -> Path:
+    """``out_dir`` as a Path, if a build may go there: new, empty, or an earlier build (replaced at the end)."""
     path = Path(out_dir).expanduser()
-    if path.exists() and any(path.iterdir()):
-        if not (path / "dataset_dict.json").is_file():
-            raise FileExistsError(
-                f"{path} exists and holds something other than an earlier build; choose an empty or new folder."
-            )
-        shutil.rmtree(path)  # stale splits of an earlier build would otherwise linger beside the new ones
-    path.mkdir(parents=True, exist_ok=True)
+    if path.exists() and (not path.is_dir() or (any(path.iterdir()) and not (path / "dataset_dict.json").is_file())):
+        raise FileExistsError(
+            f"{path} exists and holds something other than an earlier build; choose an empty or new folder."
+        )
     return path
+
+
+@contextmanager
+def staged_output(out_dir: str | os.PathLike[str]) -> Iterator[Path]:
+    """A fresh folder beside ``out_dir`` to build into; when the build succeeds and reads back, it
+    takes ``out_dir``'s place (an earlier build there is removed only then). On any error or
+    Ctrl-C the staging folder goes and ``out_dir`` is untouched."""
+    path = check_output_dir(out_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.building-", dir=path.parent))
+    try:
+        yield staging
+        _check_reads_back(staging)
+        if path.exists():
+            retired = path.with_name(f".{path.name}.replaced-{os.getpid()}")
+            path.rename(retired)
+            staging.rename(path)
+            shutil.rmtree(retired)
+        else:
+            staging.rename(path)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _check_reads_back(folder: Path) -> None:
+    from datasets import load_from_disk
+
+    for split, rows in load_from_disk(str(folder)).items():
+        rows[0]  # the first row decodes: the build can be used
+
+
+def check_splits(rows: dict[str, list[Any]], split_names: Sequence[str]) -> None:
+    """Refuse a build with an empty split: `load_from_disk` could not read it back."""
+    empty = [split for split in split_names if not rows.get(split)]
+    if empty:
+        raise ValueError(
+            f"The build would leave split(s) {empty} empty ({ {s: len(rows.get(s, [])) for s in split_names} } rows); "
+            "raise --limit (more concepts), raise --validation-fraction above 0, or check the styles found."
+        )
+
+
+def check_image_size(image_size: int, name: str = "image_size") -> None:
+    if not isinstance(image_size, int) or image_size < 8:
+        raise ValueError(f"{name} must be a whole number of pixels of at least 8, got {image_size!r}.")

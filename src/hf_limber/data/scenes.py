@@ -14,7 +14,16 @@ from tqdm.auto import tqdm
 
 from .catalog import Concept
 from .language import noun_phrase
-from .plan import DEFAULT_HELD_OUT_STYLES, plan_build, prepare_output_dir, rows_to_dataset, test_split_name
+from .plan import (
+    DEFAULT_HELD_OUT_STYLES,
+    check_image_size,
+    check_output_dir,
+    check_splits,
+    plan_build,
+    rows_to_dataset,
+    staged_output,
+    test_split_name,
+)
 from .render import TileCache, parse_colour, png_bytes
 from .scene_text import Placed, captions, questions
 from .sources import ArtworkSource
@@ -185,7 +194,8 @@ def build_emoji_scenes(
 
     started = time.perf_counter()
     plan = plan_build(styles, held_out_styles, npm_dir, False, limit, seed, validation_fraction)
-    out = prepare_output_dir(out_dir)
+    check_output_dir(out_dir)
+    check_image_size(image_size)
     fill = parse_colour(background)
     # Captions may name the background only when it has a plain colour name.
     named = isinstance(background, str) and not background.startswith("#")
@@ -199,6 +209,7 @@ def build_emoji_scenes(
     num_validation = round(num_scenes * validation_fraction)
     counts = {"train": num_scenes - num_validation, "validation": num_validation}
     counts |= {test_split_name(style): num_test_scenes for style in plan.held_out_styles}
+    check_splits({split: range(total) for split, total in counts.items()}, list(counts))
     pools = {
         (split, style): [c for c in candidates if c.key in indexes[style] and plan.split_of(c, style) == split]
         for style in plan.report.found
@@ -245,25 +256,26 @@ def build_emoji_scenes(
             )
         splits[split] = rows_to_dataset(rows, scene_features())
     dataset = DatasetDict(splits)
-    dataset.save_to_disk(str(out))
+    with staged_output(out_dir) as out:
+        dataset.save_to_disk(str(out))
 
-    from .card import build_report, write_scenes_card
+        from .card import build_report, write_scenes_card
 
-    report = build_report(plan, indexes, dataset, cache, concepts_considered=len(candidates))
-    report["parameters"] = {
-        "styles": list(plan.report.found),
-        "held_out_styles": plan.held_out_styles,
-        "num_scenes": num_scenes,
-        "num_test_scenes": num_test_scenes,
-        "image_size": image_size,
-        "grid": grid,
-        "background": list(fill),
-        "captions_per_scene": captions_per_scene,
-        "seed": seed,
-        "limit": limit,
-        "validation_fraction": validation_fraction,
-    }
-    write_scenes_card(out, dataset, plan, report)
-    report["build_seconds"] = round(time.perf_counter() - started, 1)
-    (out / "build_report.json").write_text(json.dumps(report, indent=2) + "\n")
+        report = build_report(plan, indexes, dataset, cache, concepts_considered=len(candidates))
+        report["parameters"] = {
+            "styles": list(plan.report.found),
+            "held_out_styles": plan.held_out_styles,
+            "num_scenes": num_scenes,
+            "num_test_scenes": num_test_scenes,
+            "image_size": image_size,
+            "grid": grid,
+            "background": list(fill),
+            "captions_per_scene": captions_per_scene,
+            "seed": seed,
+            "limit": limit,
+            "validation_fraction": validation_fraction,
+        }
+        write_scenes_card(out, dataset, plan, report)
+        report["build_seconds"] = round(time.perf_counter() - started, 1)
+        (out / "build_report.json").write_text(json.dumps(report, indent=2) + "\n")
     return dataset
