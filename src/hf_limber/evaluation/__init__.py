@@ -3,6 +3,7 @@ paper's linear probe. LiMBeR: CIDEr-D, CLIPScore / RefCLIPScore, VQA accuracy an
 analysis. The `evaluate` modules in `hf_limber/metrics/` wrap these."""
 
 from .captions import CiderResult, cider_d, tokenize_caption
+from .chair import ChairResult, chair, scene_synonyms
 from .clip_score import ClipScoreResult, clip_score, ref_clip_score
 from .embedding import embed_images, embed_texts
 from .lexical import LexicalResult, caption_concepts, lexical_concepts
@@ -14,9 +15,9 @@ from .wordnet import load_wordnet, prepare_wordnet
 from .zero_shot import ZeroShotClassifier, ZeroShotResult, class_weights, zero_shot_accuracy
 
 __all__ = [
-    "EMOJI", "IMAGENET", "SIMPLE", "TEMPLATE_SETS", "CiderResult", "ClipScoreResult", "LexicalResult",
+    "EMOJI", "IMAGENET", "SIMPLE", "TEMPLATE_SETS", "ChairResult", "CiderResult", "ClipScoreResult", "LexicalResult",
     "LinearProbeResult", "VqaResult", "ZeroShotClassifier", "ZeroShotResult", "answer_accuracy", "caption_concepts",
-    "cider_d", "class_weights", "clip_score", "embed_images", "embed_texts", "few_shot_indices", "lexical_concepts",
+    "chair", "cider_d", "class_weights", "clip_score", "embed_images", "embed_texts", "few_shot_indices", "lexical_concepts",
     "linear_probe", "load_wordnet", "normalize_answer", "prepare_wordnet", "ref_clip_score", "retrieval_recall",
-    "template_set", "tokenize_caption", "top_matches", "vqa_accuracy", "zero_shot_accuracy",
+    "scene_synonyms", "template_set", "tokenize_caption", "top_matches", "vqa_accuracy", "zero_shot_accuracy",
 ]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 METRICS = (
     "cider_d", "clip_score", "ref_clip_score", "vqa_accuracy", "lexical_concepts", "zero_shot_accuracy",
-    "retrieval_recall",
+    "retrieval_recall", "chair",
 )
 
 
