@@ -49,6 +49,18 @@ def test_unknown_preset_names_the_known_ones():
         (lambda: ClipVisionConfig(tower="convnext"), "tower"),
         (lambda: ClipVisionConfig(tower="vit", hidden_size=768, num_attention_heads=7), "num_attention_heads"),
         (lambda: ClipConfig(logit_scale_init_value=5.0), "logit_scale_init_value"),
+        # Sizes that used to load, or crash deep inside torch (issue: safe by default, item 12).
+        (lambda: ClipTextConfig(num_hidden_layers=0), "num_hidden_layers"),
+        (lambda: ClipTextConfig(num_hidden_layers=-2), "num_hidden_layers"),
+        (lambda: ClipTextConfig(hidden_size=-512), "hidden_size"),
+        (lambda: ClipTextConfig(attention_dropout=1.5), "attention_dropout"),
+        (lambda: ClipVisionConfig(tower="vit", num_hidden_layers=0), "num_hidden_layers"),
+        (lambda: ClipVisionConfig(tower="vit", patch_size=0), "patch_size"),
+        (lambda: ClipVisionConfig(tower="vit", patch_size="32"), "patch_size"),
+        (lambda: ClipVisionConfig(tower="vit", hidden_size=-768), "hidden_size"),
+        (lambda: ClipVisionConfig(tower="resnet", hidden_size=64, num_hidden_layers=[3, 0, 6, 3]), "num_hidden_layers"),
+        (lambda: ClipVisionConfig(tower="vit", image_size=0), "image_size"),
+        (lambda: ClipConfig(projection_dim=0), "projection_dim"),
     ],
 )
 def test_invalid_configs_fail_naming_the_field(make, field):

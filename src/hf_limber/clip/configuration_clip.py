@@ -26,6 +26,17 @@ def _fail(config_name: str, field: str, problem: str, fix: str) -> None:
     raise ValueError(f"{config_name}.{field}: {problem}. {fix}")
 
 
+def _check_sizes(config_name: str, sizes: dict[str, Any], rates: dict[str, Any]) -> None:
+    """Sizes are positive whole numbers and rates lie in [0, 1), before anything is derived from them."""
+    for field, value in sizes.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            _fail(config_name, field, f"must be a positive whole number, got {value!r}",
+                  "Pass an integer of at least 1 (the presets show typical values: ClipConfig.from_preset).")
+    for field, value in rates.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+            _fail(config_name, field, f"must be a probability in [0, 1), got {value!r}", "The paper uses 0.0.")
+
+
 class ClipTextConfig(PretrainedConfig):
     """The causal text Transformer: BPE tokens in, the end-of-text token's state out."""
 
@@ -50,6 +61,11 @@ class ClipTextConfig(PretrainedConfig):
         eos_token_id: int = 49407,
         **kwargs: Any,
     ) -> None:
+        _check_sizes(type(self).__name__, {
+            "vocab_size": vocab_size, "hidden_size": hidden_size, "intermediate_size": intermediate_size,
+            "num_hidden_layers": num_hidden_layers, "num_attention_heads": num_attention_heads,
+            "max_position_embeddings": max_position_embeddings, "projection_dim": projection_dim,
+        }, {"attention_dropout": attention_dropout, "dropout": dropout})
         self.vocab_size = vocab_size
         self.hidden_size = hidden_size
         self.intermediate_size = intermediate_size or 4 * hidden_size
@@ -109,6 +125,13 @@ class ClipVisionConfig(PretrainedConfig):
         dropout: float = 0.0,
         **kwargs: Any,
     ) -> None:
+        depths = num_hidden_layers if isinstance(num_hidden_layers, (list, tuple)) else [num_hidden_layers]
+        _check_sizes(type(self).__name__, {
+            "image_size": image_size, "num_channels": num_channels, "hidden_size": hidden_size,
+            "intermediate_size": intermediate_size, "num_attention_heads": num_attention_heads,
+            "patch_size": patch_size, "projection_dim": projection_dim,
+            **{"num_hidden_layers": depth for depth in depths if not isinstance(depth, int) or depth < 1},
+        }, {"attention_dropout": attention_dropout, "dropout": dropout})
         self.tower = tower
         self.image_size = image_size
         self.num_channels = num_channels
