@@ -10,6 +10,7 @@ from safetensors.torch import save_file
 from test_clip_parity import OPEN_CLIP_SMALL, randomise_, text_ids
 from transformers import AutoModel, AutoProcessor, CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
 
+from hf_limber import ClipConfig, ClipModel
 from hf_limber.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,6 +53,21 @@ def test_convert_openai_safetensors_and_refuse_pickles(tmp_path):
     (tmp_path / "model.pt").write_bytes(b"not loaded")
     with pytest.raises(ValueError, match="never loads pickles"):
         main(["convert", str(tmp_path / "model.pt"), str(tmp_path / "bad")])
+
+
+def test_convert_refuses_what_is_not_a_supported_source(tmp_path):
+    ours = tmp_path / "ours"
+    ClipModel(ClipConfig.from_preset("tiny-vit")).save_pretrained(ours)
+    with pytest.raises(ValueError, match="already an hf_limber CLIP"):
+        main(["convert", str(ours), str(tmp_path / "out")])
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "config.json").write_text('{"model_type": "vit"}')
+    with pytest.raises(ValueError, match="holds a 'vit' model"):
+        main(["convert", str(other), str(tmp_path / "out")])
+    with pytest.raises(ValueError, match="has no config.json"):
+        main(["convert", str(tmp_path), str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.timeout(600)

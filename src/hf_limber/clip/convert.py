@@ -226,6 +226,23 @@ def from_transformers(model: nn.Module) -> ClipModel:
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".pkl")
 
 
+def _check_transformers_clip_folder(folder: Path) -> None:
+    """Refuse folders that are not transformers' CLIPModel, naming what they are instead."""
+    import json
+
+    config = folder / "config.json"
+    if not config.is_file():
+        raise ValueError(f"{folder} has no config.json: pass a folder that transformers' CLIPModel.save_pretrained "
+                         "wrote, or an OpenAI-layout .safetensors file.")
+    model_type = json.loads(config.read_text()).get("model_type")
+    if model_type == ClipConfig.model_type:
+        raise ValueError(f"{folder} is already an hf_limber CLIP: load it with ClipModel.from_pretrained (or "
+                         "AutoModel with import hf_limber); there is nothing to convert.")
+    if model_type != "clip":
+        raise ValueError(f"{folder} holds a {model_type!r} model, not transformers' CLIPModel ('clip'); "
+                         "hf-limber convert reads CLIPModel folders and OpenAI-layout .safetensors files.")
+
+
 def convert_path(
     src: str | Path, hidden_act: str = "quick_gelu", bpe_path: str | Path | None = None,
 ) -> tuple[ClipModel, ClipProcessor | None]:
@@ -234,7 +251,13 @@ def convert_path(
     if src.is_dir():
         from transformers import AutoProcessor, CLIPModel
 
-        model = from_transformers(CLIPModel.from_pretrained(src, use_safetensors=True))
+        _check_transformers_clip_folder(src)
+        source, loading = CLIPModel.from_pretrained(src, use_safetensors=True, output_loading_info=True)
+        incomplete = {kind: keys for kind, keys in loading.items() if keys and kind in ("missing_keys", "unexpected_keys")}
+        if incomplete:
+            raise ValueError(f"{src} does not hold a complete transformers CLIPModel ({incomplete}); converting it "
+                             "would leave those weights random. Pass the folder CLIPModel.save_pretrained wrote.")
+        model = from_transformers(source)
         try:
             source_processor = AutoProcessor.from_pretrained(src)
         except (OSError, ValueError):
