@@ -39,7 +39,7 @@ def workspace(tmp_path_factory):
 
 
 def run_and_read_losses(args: list[str]) -> list[float]:
-    from hf_limber.limber import training
+    from hf_limber.training import limber_recipe as training
 
     captured = {}
     original = training.Trainer.train
@@ -79,7 +79,7 @@ def test_trainer_recipe_trains_only_the_projection_and_cache_gives_the_same_loss
 
 
 def test_recipe_overrides_and_unknown_fields(workspace, tmp_path):
-    from hf_limber.limber.training import LimberArguments, LimberTrainingArguments
+    from hf_limber.training.limber_recipe import LimberArguments, LimberTrainingArguments
     from hf_limber.recipes import parse_recipe
 
     args, training_args = parse_recipe(workspace / "recipe.yaml", (LimberArguments, LimberTrainingArguments),

@@ -4,11 +4,11 @@ from pathlib import Path
 
 import pytest
 
-from hf_limber.limber.compare import CompareArguments, planned_runs
-from hf_limber.limber.training import LimberArguments, LimberTrainingArguments
+from hf_limber.app.compare_plan import CompareArguments, planned_runs
 from hf_limber.recipes import parse_recipe
 from hf_limber.training.clip_recipe import ClipRecipeArguments
 from hf_limber.training.contrastive_trainer import ContrastiveTrainingArguments
+from hf_limber.training.limber_recipe import LimberArguments, LimberTrainingArguments
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 KINDS = {"clip": (ClipRecipeArguments, ContrastiveTrainingArguments),

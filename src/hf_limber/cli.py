@@ -9,10 +9,10 @@ from collections.abc import Sequence
 # Each module exposes `add_commands(subparsers)`; it must import nothing heavy at module level
 # so that `hf-limber --help` stays fast.
 COMMAND_MODULES = (
-    "hf_limber.clip.commands",
-    "hf_limber.limber.commands",
-    "hf_limber.training.commands",
-    "hf_limber.data.commands",
+    "hf_limber.app.clip_commands",
+    "hf_limber.app.limber_commands",
+    "hf_limber.app.training_commands",
+    "hf_limber.app.data_commands",
     "hf_limber.quickstart",
     "hf_limber.hub.commands",
 )

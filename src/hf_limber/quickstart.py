@@ -132,7 +132,7 @@ def stage_language_model(config: QuickstartConfig) -> dict[str, Any]:
 
 
 def _limber_arguments(config: QuickstartConfig):
-    from .limber.training import LimberArguments
+    from .training.limber_recipe import LimberArguments
 
     return LimberArguments(image_encoder=str(config.clip.resolve()), language_model=str(config.lm.resolve()),
                            dataset=str(config.scenes), cached_features=str(config.features))
@@ -141,7 +141,7 @@ def _limber_arguments(config: QuickstartConfig):
 def stage_features(config: QuickstartConfig) -> dict[str, Any]:
     from datasets import load_from_disk
 
-    from .limber.training import build_model, cache_features
+    from .training.limber_recipe import build_model, cache_features
 
     model, processor = build_model(_limber_arguments(config))
     cached = cache_features(model, processor, load_from_disk(str(config.scenes)))
@@ -150,7 +150,7 @@ def stage_features(config: QuickstartConfig) -> dict[str, Any]:
 
 
 def stage_limber(config: QuickstartConfig) -> dict[str, Any]:
-    from .limber.training import LimberTrainingArguments, train_limber
+    from .training.limber_recipe import LimberTrainingArguments, train_limber
 
     checkpoints = config.out / "limber-checkpoints"
     arguments = LimberTrainingArguments(

@@ -49,7 +49,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_convert(args: argparse.Namespace) -> int:
-    from .convert import convert_path
+    from ..clip.convert import convert_path
 
     model, processor = convert_path(args.src, hidden_act=args.hidden_act, bpe_path=args.bpe)
     model.save_pretrained(args.out)

@@ -8,81 +8,42 @@ reusing every finished run, and writes a results page with plots.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+import time
 from pathlib import Path
 from typing import Any
 
-ENCODER_ROLES = {
-    "clip": "CLIP image tower (language supervision)",
-    "labels": "same tower trained on emoji class labels only (vision-only supervision)",
-    "random": "same tower, random weights (no training)",
-}
+import torch
+from datasets import load_from_disk
+from transformers import TrainingArguments
 
+from ..clip.configuration_clip import ClipConfig
+from ..clip.modeling_clip import ClipVisionModel
+from ..clip.processing_clip import clip_image_processor
+from ..evaluation.limber_report import (
+    LimberEvalSettings,
+    card_results,
+    evaluate_limber,
+    load_scorer,
+    write_limber_report,
+)
+from ..hub.cards import write_model_card
+from ..limber.modeling_limber import LimberForCausalLM
+from ..limber.processing_limber import LimberProcessor
+from ..training.label_recipe import train_label_tower
+from ..training.limber_recipe import (
+    LimberArguments,
+    LimberTrainingArguments,
+    build_model,
+    cache_features,
+    train_limber,
+)
+from .compare_plan import ENCODER_ROLES, CompareArguments, Run, planned_runs
+from .compare_report import write_comparison
 
-@dataclass
-class CompareArguments:
-    clip: str = field(metadata={"help": "a CLIP trained here (its image tower is encoder (a) and the CLIPScore scorer)"})
-    dataset: str = field(metadata={"help": "emoji scenes (`hf-limber data emoji-scenes`)"})
-    language_model: str = field(metadata={"help": "the frozen causal LM folder (e.g. SmolLM2-135M-Instruct)"})
-    label_dataset: str = field(metadata={"help": "emoji concepts (`hf-limber data emoji`) for the label-only tower"})
-    label_column: str = "subcategory"
-    label_epochs: float = 2.0
-    label_batch_size: int = 128
-    out: str = "runs/compare-encoders"
-    docs: str = "docs/limber-comparison.md"
-    limber_steps: int = 100
-    batch_size: int = 8
-    eval_examples: int = 60
-    vqa_shots: list[int] = field(default_factory=lambda: [0, 1, 2, 4])
-    pooled_k: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 16])
-    token_pool: int = 2
-    k_eval_examples: int = 40
-    k_limber_steps: int | None = field(default=None, metadata={
-        "help": "training steps of the k-study runs (default: limber_steps); when different, the study trains its "
-        "own all-tokens baseline"})
-    seed: int = 0
-
-    @property
-    def k_steps(self) -> int:
-        """Training steps of each k-study run."""
-        return self.k_limber_steps or self.limber_steps
-
-    @property
-    def k_study_has_own_baseline(self) -> bool:
-        """Whether the encoder study's CLIP run (trained for limber_steps) cannot serve as the k study's
-        all-tokens point, so the study trains its own."""
-        return self.k_steps != self.limber_steps
-
-
-@dataclass(frozen=True)
-class Run:
-    name: str
-    encoder: str
-    steps: int  # training steps of the projection
-    features: str = "tokens"
-    num_pooled_tokens: int = 1
-    token_pool: int = 1
-    study: str = "encoders"
-
-    @property
-    def cache_name(self) -> str:
-        return f"{self.encoder}-{self.features}-pool{self.token_pool}"
-
-
-def planned_runs(args: CompareArguments) -> list[Run]:
-    runs = [Run(name, name, steps=args.limber_steps) for name in ENCODER_ROLES]
-    steps = args.k_steps
-    if args.k_study_has_own_baseline:
-        runs.append(Run("clip-grid-all", "clip", study="k", steps=steps))
-    runs += [Run(f"clip-pooled-k{k}", "clip", features="pooled", num_pooled_tokens=k, study="k", steps=steps)
-             for k in args.pooled_k]
-    runs += [Run(f"clip-grid-pool{args.token_pool}", "clip", token_pool=args.token_pool, study="k", steps=steps)]
-    return runs
+__all__ = ["ENCODER_ROLES", "CompareArguments", "Run", "compare_encoders", "planned_runs", "prepare_encoders"]
 
 
 def _training_arguments(args: CompareArguments, output_dir: Path, steps: int, **overrides: Any):
-    from .training import LimberTrainingArguments
-
     return LimberTrainingArguments(
         output_dir=str(output_dir), per_device_train_batch_size=args.batch_size, max_steps=steps,
         warmup_steps=min(30, steps // 5), use_cpu=True, bf16=False, logging_steps=10,
@@ -92,14 +53,6 @@ def _training_arguments(args: CompareArguments, output_dir: Path, steps: int, **
 
 def prepare_encoders(args: CompareArguments, out: Path) -> dict[str, str]:
     """Encoder folders: the CLIP as given, the label-only tower (trained once), the random tower."""
-    from datasets import load_from_disk
-    from transformers import TrainingArguments
-
-    from ..clip.configuration_clip import ClipConfig
-    from ..clip.modeling_clip import ClipVisionModel
-    from ..clip.processing_clip import clip_image_processor
-    from ..training.label_recipe import train_label_tower
-
     vision = ClipConfig.from_pretrained(args.clip).vision_config
     labels, random = out / "encoders" / "labels", out / "encoders" / "random"
     if not (labels / "model.safetensors").is_file():
@@ -110,8 +63,6 @@ def prepare_encoders(args: CompareArguments, out: Path) -> dict[str, str]:
             lr_scheduler_type="cosine", use_cpu=True, logging_steps=10, save_strategy="no",
             dataloader_num_workers=0, seed=args.seed, report_to="none", remove_unused_columns=False))
     if not (random / "model.safetensors").is_file():
-        import torch
-
         torch.manual_seed(args.seed)
         ClipVisionModel(vision).save_pretrained(random)
         clip_image_processor(vision.image_size).save_pretrained(random)
@@ -119,13 +70,6 @@ def prepare_encoders(args: CompareArguments, out: Path) -> dict[str, str]:
 
 
 def _run(args: CompareArguments, run: Run, encoder: str, out: Path) -> dict[str, Any]:
-    from datasets import load_from_disk
-
-    from ..evaluation.limber_report import LimberEvalSettings, evaluate_limber, load_scorer, write_limber_report
-    from .modeling_limber import LimberForCausalLM
-    from .processing_limber import LimberProcessor
-    from .training import LimberArguments, build_model, cache_features, train_limber
-
     model_dir, cache = out / "limber" / run.name, out / "features" / run.cache_name
     limber_args = LimberArguments(
         image_encoder=str(Path(encoder).resolve()), language_model=str(Path(args.language_model).resolve()),
@@ -150,10 +94,6 @@ def _run(args: CompareArguments, run: Run, encoder: str, out: Path) -> dict[str,
 
 def compare_encoders(args: CompareArguments) -> Path:
     """Every planned run not finished yet, then the results page; returns its path."""
-    import time
-
-    from .compare_report import write_comparison
-
     out = Path(args.out)
     results_path = out / "results.json"
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
@@ -180,9 +120,6 @@ def compare_encoders(args: CompareArguments) -> Path:
 
 def _write_card(args: CompareArguments, model_dir: Path, result: dict[str, Any], page: Path) -> Path:
     """The run's model card: its own results and plots, and the whole comparison's plots."""
-    from ..evaluation.limber_report import card_results
-    from ..hub.cards import write_model_card
-
     steps = result["report"].get("steps", args.limber_steps)  # reports from before 'steps' was recorded
     plots = sorted((model_dir / "eval-validation").glob("*.png")) + sorted(page.with_suffix("").glob("*.png"))
     return write_model_card(model_dir, kind="limber", results=card_results(result["report"], Path(args.dataset).name),

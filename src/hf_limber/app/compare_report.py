@@ -7,7 +7,7 @@ from typing import Any
 
 from ..evaluation.clip_plots import _pyplot
 from ..evaluation.limber_report import comparison_table, summary_row
-from .compare import ENCODER_ROLES, CompareArguments
+from .compare_plan import ENCODER_ROLES, CompareArguments
 
 BAR_METRICS = ("CIDEr-D", "CLIP-S", "RefCLIP-S", "nouns R", "modifiers R", "relations R", "noun Wu-Palmer R")
 

@@ -6,9 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
-from .catalog import NPM_DIR_ENV
-from .plan import DEFAULT_HELD_OUT_STYLES
-from .sources import STYLES
+from ..data.catalog import NPM_DIR_ENV
+from ..data.plan import DEFAULT_HELD_OUT_STYLES
+from ..data.sources import STYLES
 
 
 def _styles(text: str) -> list[str]:
@@ -99,7 +99,7 @@ def _summary(out: Path, dataset) -> None:
 
 
 def run_emoji(args: argparse.Namespace) -> int:
-    from .emoji import build_emoji_dataset
+    from ..data.emoji import build_emoji_dataset
 
     dataset = build_emoji_dataset(
         args.out,
@@ -121,7 +121,7 @@ def run_emoji(args: argparse.Namespace) -> int:
 
 
 def run_scenes(args: argparse.Namespace) -> int:
-    from .scenes import build_emoji_scenes
+    from ..data.scenes import build_emoji_scenes
 
     dataset = build_emoji_scenes(
         args.out,

@@ -64,13 +64,13 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
 
 def _recipe(path: Path, overrides: list[str]):
     from ..recipes import parse_recipe
-    from .training import LimberArguments, LimberTrainingArguments
+    from ..training.limber_recipe import LimberArguments, LimberTrainingArguments
 
     return parse_recipe(path, (LimberArguments, LimberTrainingArguments), overrides)
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from .training import train_limber
+    from ..training.limber_recipe import train_limber
 
     train_limber(*_recipe(args.recipe, args.overrides))
     return 0
@@ -79,7 +79,7 @@ def run_train(args: argparse.Namespace) -> int:
 def run_cache(args: argparse.Namespace) -> int:
     from datasets import load_from_disk
 
-    from .training import build_model, cache_features
+    from ..training.limber_recipe import build_model, cache_features
 
     limber_args, _ = _recipe(args.recipe, args.overrides)
     model, processor = build_model(limber_args)
@@ -91,8 +91,8 @@ def run_cache(args: argparse.Namespace) -> int:
 
 
 def run_caption(args: argparse.Namespace) -> int:
-    from .modeling_limber import LimberForCausalLM
-    from .processing_limber import LimberProcessor
+    from ..limber.modeling_limber import LimberForCausalLM
+    from ..limber.processing_limber import LimberProcessor
 
     model = LimberForCausalLM.from_pretrained(args.model)
     processor = LimberProcessor.from_pretrained(args.model)
@@ -121,8 +121,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from datasets import load_from_disk
 
     from ..evaluation.limber_report import LimberEvalSettings, evaluate_limber, load_scorer, write_limber_report
-    from .modeling_limber import LimberForCausalLM
-    from .processing_limber import LimberProcessor
+    from ..limber.modeling_limber import LimberForCausalLM
+    from ..limber.processing_limber import LimberProcessor
 
     model = LimberForCausalLM.from_pretrained(args.model)
     processor = LimberProcessor.from_pretrained(args.model)
@@ -154,7 +154,7 @@ def run_compare(args: argparse.Namespace) -> int:
 
 
 def run_assets(args: argparse.Namespace) -> int:
-    from .assets import prepare_smollm2
+    from ..limber.assets import prepare_smollm2
 
     print(f"SmolLM2-135M-Instruct saved in {prepare_smollm2(args.out)}")
     return 0

@@ -15,8 +15,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
 
 def run_train_clip(args: argparse.Namespace) -> int:
     from ..recipes import parse_recipe
-    from .clip_recipe import ClipRecipeArguments, train_clip
-    from .contrastive_trainer import ContrastiveTrainingArguments
+    from ..training.clip_recipe import ClipRecipeArguments, train_clip
+    from ..training.contrastive_trainer import ContrastiveTrainingArguments
 
     train_clip(*parse_recipe(args.recipe, (ClipRecipeArguments, ContrastiveTrainingArguments), args.overrides))
     return 0

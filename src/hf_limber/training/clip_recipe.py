@@ -11,6 +11,7 @@ from ..clip.configuration_clip import ClipConfig
 from ..clip.modeling_clip import ClipModel
 from ..clip.processing_clip import ClipProcessor
 from ..clip.tokenization import clip_tokenizer_from_bpe, default_bpe_path, train_clip_tokenizer
+from ..data.streaming import load_image_text_pairs
 from .collators import ImageTextCollator
 from .contrastive_trainer import ContrastiveTrainer, ContrastiveTrainingArguments
 
@@ -41,8 +42,6 @@ def _tokenizer(args: ClipRecipeArguments, captions: list[str], context_length: i
 
 
 def train_clip(args: ClipRecipeArguments, training_args: ContrastiveTrainingArguments) -> ContrastiveTrainer:
-    from ..data import load_image_text_pairs
-
     set_seed(training_args.seed)
     # rank 0 of 1: the Trainer's accelerate data loader splits the stream across processes itself.
     pairs = {split: load_image_text_pairs(args.dataset, split, streaming=args.streaming, image_column=args.image_column,

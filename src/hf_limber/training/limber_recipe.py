@@ -9,11 +9,12 @@ import torch
 from datasets import Array2D, Dataset, DatasetDict, IterableDataset, load_from_disk
 from transformers import AutoTokenizer, Trainer, TrainingArguments, set_seed
 
+from ..data.streaming import load_image_text_pairs, tar_shards
 from ..images import prepare_image
-from ..training.caption_collator import CaptionCollator
-from ..training.precision import SlowBf16Warning
-from .modeling_limber import LimberForCausalLM
-from .processing_limber import LimberProcessor
+from ..limber.modeling_limber import LimberForCausalLM
+from ..limber.processing_limber import LimberProcessor
+from .caption_collator import CaptionCollator
+from .precision import SlowBf16Warning
 
 FEATURE_COLUMN = "image_features"
 
@@ -102,8 +103,6 @@ def _split(dataset: DatasetDict, name: str | None, limit: int | None = None) -> 
 def _training_data(args: LimberArguments) -> tuple[Dataset | IterableDataset, Dataset | None, str, str]:
     """Train and eval data with their image and caption columns: cached features, a saved
     DatasetDict, or webdataset shards streamed (the paper's CC3M setting)."""
-    from ..data.streaming import load_image_text_pairs, tar_shards
-
     if args.cached_features:
         cached = load_from_disk(args.cached_features).with_format("torch", columns=[FEATURE_COLUMN],
                                                                    output_all_columns=True)
