@@ -39,7 +39,7 @@ def plurals(noun: str) -> set[str]:
     return {" ".join([*head, form]) for form in forms}
 
 
-def _lookup(synonyms: Mapping[str, Iterable[str]]) -> dict[tuple[str, ...], str]:
+def vocabulary_lookup(synonyms: Mapping[str, Iterable[str]]) -> dict[tuple[str, ...], str]:
     table: dict[tuple[str, ...], str] = {}
     for noun, others in synonyms.items():
         for spelling in {noun, *others}:
@@ -85,7 +85,7 @@ def chair(
                          "object nouns per caption.")
     if synonyms is None:
         synonyms = {noun.lower(): () for nouns in references for noun in nouns}
-    lookup = _lookup(synonyms)
+    lookup = vocabulary_lookup(synonyms)
     mentioned, hallucinated = [], []
     for caption, nouns in zip(predictions, references, strict=True):
         present = {noun for reference in nouns for noun in object_mentions(reference, lookup)}
