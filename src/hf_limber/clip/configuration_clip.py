@@ -14,6 +14,8 @@ from typing import Any
 
 from transformers import PretrainedConfig
 
+from .presets import load_preset
+
 ACTIVATIONS = ("quick_gelu", "gelu")
 TOWERS = ("resnet", "vit")
 # The modified ResNet halves the resolution five times (stem x4, three strided stages x8).
@@ -231,6 +233,4 @@ class ClipConfig(PretrainedConfig):
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> "ClipConfig":
         """The configuration of a named architecture from the model zoo (`list_presets()`)."""
-        from .presets import load_preset
-
         return cls(**{**load_preset(name), **overrides})

@@ -10,6 +10,7 @@ weight is an error, never a silently random parameter.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -228,8 +229,6 @@ PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".pkl")
 
 def _check_transformers_clip_folder(folder: Path) -> None:
     """Refuse folders that are not transformers' CLIPModel, naming what they are instead."""
-    import json
-
     config = folder / "config.json"
     if not config.is_file():
         raise ValueError(f"{folder} has no config.json: pass a folder that transformers' CLIPModel.save_pretrained "
