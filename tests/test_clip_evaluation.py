@@ -105,7 +105,7 @@ def test_classifier_caches_weights_and_gives_probabilities(tiny_clip, monkeypatc
     assert first == second and len(first[0]) == 3
     full = classifier(random_images(1), CLASSES, top_k=None)[0]
     assert sum(p for _, p in full) == pytest.approx(1.0)
-    expected = (model.temperature() * embed_images(model, processor, random_images(1))
+    expected = (model.logit_scale_multiplier() * embed_images(model, processor, random_images(1))
                 @ classifier.weights(CLASSES).T).softmax(-1)[0]
     assert [p for _, p in full] == pytest.approx(sorted(expected.tolist(), reverse=True), abs=1e-6)
     small = ZeroShotClassifier(model, processor, cache_size=2)

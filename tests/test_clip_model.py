@@ -130,7 +130,9 @@ def test_temperature_never_exceeds_100():
     model = ClipModel(ClipConfig.from_preset("tiny-vit"))
     with torch.no_grad():
         model.logit_scale.fill_(7.0)
-    assert model.temperature().item() == pytest.approx(100.0)
+    assert model.logit_scale_multiplier().item() == pytest.approx(100.0)
+    with pytest.warns(FutureWarning, match="logit_scale_multiplier"):
+        assert model.temperature().item() == pytest.approx(100.0)  # the deprecated name
     out = model(**random_inputs(model.config))
     assert out.logits_per_image.abs().max().item() <= 100.0 + 1e-4
 

@@ -61,8 +61,8 @@ def test_training_logs_clamps_and_evaluates(tmp_path, clip_tokenizer):
     trainer.train()
     assert trainer.model.logit_scale.item() <= math.log(100) + 1e-6
     logged = [entry for entry in trainer.state.log_history if "loss" in entry]
-    assert {"temperature", "image_to_text_accuracy", "text_to_image_accuracy"} <= set(logged[0])
-    assert logged[0]["temperature"] == pytest.approx(100.0, rel=1e-4)
+    assert {"logit_scale_multiplier", "image_to_text_accuracy", "text_to_image_accuracy"} <= set(logged[0])
+    assert logged[0]["logit_scale_multiplier"] == pytest.approx(100.0, rel=1e-4)
     metrics = trainer.evaluate()
     assert metrics["eval_loss"] > 0 and math.isfinite(metrics["eval_loss"])
 
@@ -94,7 +94,7 @@ def test_contrastive_accumulation_equals_the_full_batch_gradient(tmp_path, clip_
         # micro-batches in one graph, in order, from the same random state.
         parts = [reference(**{k: v[i : i + 4] for k, v in inputs.items()}) for i in (0, 4, 8)]
         images, texts = torch.cat([p.image_embeds for p in parts]), torch.cat([p.text_embeds for p in parts])
-    expected_loss = loss_fn(images, texts, reference.temperature())
+    expected_loss = loss_fn(images, texts, reference.logit_scale_multiplier())
     expected_loss.backward()
 
     torch.manual_seed(0)

@@ -7,6 +7,7 @@ every tower because `from_pretrained` builds on the meta device and each paramet
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -251,9 +252,16 @@ class ClipModel(ClipPreTrainedModel):
         """Image embeddings in the shared space, not normalised (as in transformers)."""
         return self.visual_projection(self.vision_model(pixel_values).pooler_output)
 
-    def temperature(self) -> torch.Tensor:
-        """exp(logit_scale), never above `config.max_logit_scale` (100 in the paper)."""
+    def logit_scale_multiplier(self) -> torch.Tensor:
+        """exp(logit_scale), the factor on the cosine similarities (the inverse of the paper's temperature),
+        never above `config.max_logit_scale` (100 in the paper)."""
         return self.logit_scale.clamp(max=math.log(self.config.max_logit_scale)).exp()
+
+    def temperature(self) -> torch.Tensor:
+        """Deprecated: it returned exp(logit_scale), the inverse temperature; use logit_scale_multiplier()."""
+        warnings.warn("ClipModel.temperature() returns exp(logit_scale), the inverse temperature: call "
+                      "logit_scale_multiplier() instead.", FutureWarning, stacklevel=2)
+        return self.logit_scale_multiplier()
 
     def forward(
         self,
@@ -273,7 +281,7 @@ class ClipModel(ClipPreTrainedModel):
         vision_out = self.vision_model(pixel_values, output_hidden_states)
         text_embeds = F.normalize(self.text_projection(text_out.pooler_output), dim=-1)
         image_embeds = F.normalize(self.visual_projection(vision_out.pooler_output), dim=-1)
-        logit_scale = self.temperature()
+        logit_scale = self.logit_scale_multiplier()
         logits_per_text = logit_scale * text_embeds @ image_embeds.t()
         return ClipOutput(
             loss=contrastive_loss(logits_per_text) if return_loss else None,

@@ -35,9 +35,9 @@ def class_weights(
 
 
 def _logit_scale(model: torch.nn.Module) -> float:
-    # Ours clamps the learnt temperature; transformers' CLIPModel keeps it as logit_scale.
-    if hasattr(model, "temperature"):
-        return model.temperature().item()
+    # Ours caps exp(logit_scale); transformers' CLIPModel keeps only logit_scale.
+    if hasattr(model, "logit_scale_multiplier"):
+        return model.logit_scale_multiplier().item()
     return model.logit_scale.exp().item()
 
 

@@ -140,7 +140,7 @@ class ContrastiveTrainer(Trainer):
         # In-batch retrieval on this process's rows: a cheap, always-available progress signal.
         similarity = image_embeds.float() @ text_embeds.float().t()
         targets = torch.arange(similarity.shape[0], device=similarity.device)
-        self._running["temperature"].append(float(logit_scale))
+        self._running["logit_scale_multiplier"].append(float(logit_scale))
         self._running["image_to_text_accuracy"].append(float((similarity.argmax(1) == targets).float().mean()))
         self._running["text_to_image_accuracy"].append(float((similarity.argmax(0) == targets).float().mean()))
 
@@ -195,9 +195,9 @@ class ContrastiveTrainer(Trainer):
         image_cache = torch.cat(images).detach().requires_grad_()
         text_cache = torch.cat(texts).detach().requires_grad_()
         with self.compute_loss_context_manager():
-            loss = self.contrastive_loss(image_cache, text_cache, unwrapped.temperature())
+            loss = self.contrastive_loss(image_cache, text_cache, unwrapped.logit_scale_multiplier())
         self.accelerator.backward(loss)
-        self._track(image_cache.detach(), text_cache.detach(), unwrapped.temperature().detach())
+        self._track(image_cache.detach(), text_cache.detach(), unwrapped.logit_scale_multiplier().detach())
 
         offset = 0
         for index, (chunk, state) in enumerate(zip(chunks, states)):
