@@ -218,3 +218,24 @@ def test_token_pool_averages_the_grid_into_fewer_tokens():
     torch.testing.assert_close(model.image_features(pixels), pool_token_grid(full.image_features(pixels), 2))
     with pytest.raises(ValueError, match="token_pool"):
         LimberForCausalLM.from_parts(image_encoder("clip-resnet"), language_model("llama"), token_pool=3)
+
+
+def test_soft_prompts_can_start_at_the_lms_embedding_norm():
+    lm = language_model("llama")
+    expected = lm.get_input_embeddings().weight.norm(dim=-1).mean().item()
+    model = LimberForCausalLM.from_parts(image_encoder("clip-vit"), lm, soft_prompt_norm="auto",
+                                         normalize_features=True, projection_dropout=0.0)
+    assert model.config.soft_prompt_norm == pytest.approx(expected, abs=1e-4)
+    features = torch.randn(2, model.config.num_image_tokens, model.config.image_feature_size)
+    prompts = model.project(features)
+    torch.testing.assert_close(prompts.norm(dim=-1), torch.full(prompts.shape[:2], model.config.soft_prompt_norm))
+    # Normalised features: the map sees the same input whatever the encoder's scale and offset.
+    torch.testing.assert_close(model.project(features * 50 + 3), prompts, atol=1e-4, rtol=1e-4)
+    with pytest.raises(ValueError, match="soft_prompt_norm"):
+        LimberConfig(soft_prompt_norm=-1.0)
+
+
+def test_the_projection_default_is_the_papers_plain_linear_map():
+    model = LimberForCausalLM.from_parts(image_encoder("clip-vit"), language_model("llama"), projection_dropout=0.0)
+    features = torch.randn(1, model.config.num_image_tokens, model.config.image_feature_size)
+    torch.testing.assert_close(model.project(features), model.projection(features))

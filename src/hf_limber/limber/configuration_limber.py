@@ -50,6 +50,11 @@ class LimberConfig(PretrainedConfig):
             vocabulary, so it never collides with text and the LM never embeds it).
         prompt: the text after the image tokens when captioning.
         projection_dropout: dropout on the projected tokens during training (LiMBeR: 0.1).
+        normalize_features: layer-normalise each image feature (no learned scale) before the map, so
+            the map's input has the same scale whatever the encoder.
+        soft_prompt_norm: rescale each soft prompt to this L2 norm (None: leave the map's output as
+            it is, the paper's setting). `from_parts(..., soft_prompt_norm="auto")` measures the LM's
+            mean token-embedding norm, so the prompts start where the LM's inputs live.
         vision_source / text_source: where the frozen parts load from, for the small adapter form.
         saved_parts: "adapter" (projection only) or "full", as written by `save_pretrained`.
     """
@@ -76,6 +81,8 @@ class LimberConfig(PretrainedConfig):
         image_token_id: int | None = None,
         prompt: str = "A picture of",
         projection_dropout: float = 0.1,
+        normalize_features: bool = False,
+        soft_prompt_norm: float | None = None,
         vision_source: str | None = None,
         text_source: str | None = None,
         saved_parts: str = "full",
@@ -98,6 +105,8 @@ class LimberConfig(PretrainedConfig):
         self.image_token_id = image_token_id
         self.prompt = prompt
         self.projection_dropout = projection_dropout
+        self.normalize_features = normalize_features
+        self.soft_prompt_norm = soft_prompt_norm
         self.vision_source = vision_source
         self.text_source = text_source
         self.saved_parts = saved_parts
@@ -107,6 +116,9 @@ class LimberConfig(PretrainedConfig):
             self.image_token_id = self.text_config.get_text_config().vocab_size
         if features not in FEATURES:
             raise ValueError(f"LimberConfig.features: unknown {features!r}. Use one of {FEATURES}.")
+        if soft_prompt_norm is not None and not (isinstance(soft_prompt_norm, (int, float)) and soft_prompt_norm > 0):
+            raise ValueError(f"LimberConfig.soft_prompt_norm: a positive L2 norm or None, got {soft_prompt_norm!r}. "
+                             "from_parts(..., soft_prompt_norm='auto') measures the LM's token-embedding norm.")
         if num_pooled_tokens < 1:
             raise ValueError("LimberConfig.num_pooled_tokens: k must be at least 1.")
         if token_pool < 1 or (token_pool > 1 and features != "tokens"):

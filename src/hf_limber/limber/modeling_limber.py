@@ -65,6 +65,12 @@ def _freeze(module: nn.Module, loaded: bool) -> nn.Module:
     return module
 
 
+def mean_embedding_norm(language_model: PreTrainedModel) -> float:
+    """The mean L2 norm of the LM's input token embeddings (SmolLM2-135M: 3.2)."""
+    weight = language_model.get_input_embeddings().weight
+    return round(float(weight.detach().float().norm(dim=-1).mean()), 4)
+
+
 def pool_token_grid(tokens: torch.Tensor, factor: int) -> torch.Tensor:
     """(batch, side*side, width) tokens of a square grid -> (batch, (side/factor)^2, width) averages."""
     batch, count, width = tokens.shape
@@ -105,8 +111,9 @@ class LimberForCausalLM(PreTrainedModel):
         """Join an image encoder and a causal LM (models or paths) with a new, trainable projection.
 
         `projection_options` are LimberConfig fields: features, feature_layer, drop_class_token,
-        num_pooled_tokens, token_pool, image_token, prompt, projection_dropout — and, for a timm encoder created
-        with non-default arguments, timm_kwargs (they cannot be read back from the model).
+        num_pooled_tokens, token_pool, image_token, prompt, projection_dropout, normalize_features,
+        soft_prompt_norm ("auto": the LM's mean token-embedding norm, measured here) — and, for a timm
+        encoder created with non-default arguments, timm_kwargs (they cannot be read back from the model).
         """
         vision_source = str(image_encoder) if isinstance(image_encoder, (str, os.PathLike)) else None
         text_source = str(language_model) if isinstance(language_model, (str, os.PathLike)) else None
@@ -118,6 +125,8 @@ class LimberForCausalLM(PreTrainedModel):
         vision_source = vision_source or getattr(image_encoder, "name_or_path", None) or None
         text_source = text_source or language_model.name_or_path or None
         options = dict(projection_options)
+        if options.get("soft_prompt_norm") == "auto":
+            options["soft_prompt_norm"] = mean_embedding_norm(language_model)
         shape = measure(image_encoder, options.get("feature_layer", -1))
         features = options.get("features", "tokens")
         timm_model = getattr(image_encoder, "pretrained_cfg", {}).get("architecture") if is_timm(image_encoder) else None
@@ -164,8 +173,16 @@ class LimberForCausalLM(PreTrainedModel):
 
     def project(self, image_features: torch.Tensor) -> torch.Tensor:
         """k soft-prompt vectors per image: (images, k, lm_hidden_size)."""
-        tokens = self.projection_dropout(self.projection(image_features.to(self.projection.weight.dtype)))
-        return tokens.view(tokens.shape[0], self.config.num_image_tokens, self.config.lm_hidden_size)
+        features = image_features.to(self.projection.weight.dtype)
+        if self.config.normalize_features:
+            features = nn.functional.layer_norm(features, features.shape[-1:])
+        tokens = self.projection(features)
+        tokens = tokens.view(tokens.shape[0], self.config.num_image_tokens, self.config.lm_hidden_size)
+        if self.config.soft_prompt_norm is not None:
+            # Every prompt at the length of a typical token embedding: the map then learns directions,
+            # and the LM never sees inputs far larger or smaller than the ones it was trained on.
+            tokens = tokens * (self.config.soft_prompt_norm / tokens.norm(dim=-1, keepdim=True).clamp_min(1e-6))
+        return self.projection_dropout(tokens)
 
     def embed(self, input_ids: torch.Tensor, pixel_values: torch.Tensor | None = None,
               image_features: torch.Tensor | None = None) -> torch.Tensor:
