@@ -87,18 +87,47 @@ def test_captions_are_distinct_and_name_every_relation_truthfully():
         assert "the dog is above" not in sentence and "the cat is to the right of" not in sentence
 
 
+def _concept_split(obj: dict) -> str:
+    return assign_split(normalise_codepoints(obj["codepoints"]), SEED, VALIDATION_FRACTION)
+
+
 def test_splits_styles_and_columns(built):
     _, dataset = built
-    assert list(dataset) == ["train", "validation", "test_openmoji"]
-    assert dataset["train"].num_rows == 24 and dataset["validation"].num_rows == 8
-    assert dataset["test_openmoji"].num_rows == 8
+    assert list(dataset) == ["train", "validation", "test_novel_concepts", "test_openmoji"]
+    assert dataset["train"].num_rows == 32
+    assert all(dataset[split].num_rows == 8 for split in ("validation", "test_novel_concepts", "test_openmoji"))
     assert set(dataset["test_openmoji"]["style"]) == {"openmoji"}
-    assert "openmoji" not in set(dataset["train"]["style"]) | set(dataset["validation"]["style"])
+    trained_styles = set(dataset["train"]["style"])
+    assert "openmoji" not in trained_styles | set(dataset["validation"]["style"])
     assert dataset["train"].column_names == ["image", "scene_id", "style", "captions", "objects", "questions"]
-    # Validation scenes show only validation concepts.
-    for row in dataset["validation"]:
-        for obj in row["objects"]:
-            assert assign_split(normalise_codepoints(obj["codepoints"]), SEED, VALIDATION_FRACTION) == "validation"
+    # Seen concepts everywhere but in test_novel_concepts, which shows only concepts training never names.
+    for split, expected in (("train", "train"), ("validation", "train"), ("test_openmoji", "train"),
+                            ("test_novel_concepts", "validation")):
+        assert {_concept_split(obj) for row in dataset[split] for obj in row["objects"]} == {expected}, split
+    # Validation scenes are new pictures, not copies of training scenes.
+    assert not {row["scene_id"] for row in dataset["validation"]} & {row["scene_id"] for row in dataset["train"]}
+    train_layouts = {json.dumps(row["objects"], sort_keys=True) for row in dataset["train"]}
+    assert not any(json.dumps(row["objects"], sort_keys=True) in train_layouts for row in dataset["validation"])
+
+
+def test_the_common_nouns_vocabulary_names_plain_things_every_style_draws(tmp_path, tile_cache):
+    from hf_limber.data.plan import plan_build
+    from hf_limber.data.vocabulary import scene_noun
+
+    plan = plan_build(vocabulary="common-nouns")
+    nouns = [scene_noun(c) for c in plan.catalog.concepts]
+    assert 200 <= len(nouns) == len(set(nouns)) <= 320
+    assert {"dog", "cat", "banana", "bicycle", "guitar"} <= set(nouns)
+    assert all(re.fullmatch(r"[a-z]+", noun) for noun in nouns)
+    assert not {"face", "flag", "ox", "dna"} & set(nouns)  # faces, symbols, rare words
+    for source in plan.report.found.values():
+        index = source.index(plan.catalog)
+        assert all(c.key in index for c in plan.catalog.concepts), source.style
+    scenes = build_emoji_scenes(tmp_path / "nouns", cache_dir=tile_cache, vocabulary="common-nouns",
+                                **{**BUILD, "limit": None})
+    assert {o["noun"] for row in scenes["train"] for o in row["objects"]} <= set(nouns)
+    with pytest.raises(ValueError, match="Unknown vocabulary 'rare'"):
+        plan_build(vocabulary="rare")
 
 
 def test_scene_content_matches_the_picture(built):

@@ -9,6 +9,7 @@ from pathlib import Path
 from ..data.catalog import NPM_DIR_ENV
 from ..data.plan import DEFAULT_HELD_OUT_STYLES
 from ..data.sources import STYLES
+from ..data.vocabulary import VOCABULARIES
 
 
 def _styles(text: str) -> list[str]:
@@ -38,7 +39,14 @@ def _common_arguments(parser: argparse.ArgumentParser, image_size: int) -> None:
         "--validation-fraction",
         type=float,
         default=0.1,
-        help="share of concepts held back for the validation split (default: 0.1)",
+        help="share of concepts held back (emoji: the validation split; scenes: test_novel_concepts; default: 0.1)",
+    )
+    parser.add_argument(
+        "--vocabulary",
+        choices=VOCABULARIES,
+        default="all",
+        help="concepts to draw: all, or common-nouns (one-word names of concrete things, drawn by every style; "
+        "the vocabulary a CPU-trained CLIP and a small LM can learn) (default: all)",
     )
     parser.add_argument(
         "--cache-dir",
@@ -78,8 +86,10 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         "split by style, saved as a DatasetDict with a dataset card.",
     )
     _common_arguments(scenes, image_size=128)
-    scenes.add_argument("--num-scenes", type=int, default=4000, help="scenes in train + validation (default: 4000)")
-    scenes.add_argument("--num-test-scenes", type=int, default=500, help="scenes per held-out style (default: 500)")
+    scenes.add_argument("--num-scenes", type=int, default=4000, help="training scenes (default: 4000)")
+    scenes.add_argument("--num-test-scenes", type=int, default=500,
+                        help="scenes per evaluation split: validation, test_novel_concepts, each test_<style> "
+                        "(default: 500)")
     scenes.add_argument("--grid", type=int, choices=(2, 3), default=2, help="cells a side (default: 2)")
     scenes.add_argument("--captions", type=int, default=5, help="reference captions per scene (default: 5)")
     scenes.set_defaults(run=run_scenes)
@@ -114,6 +124,7 @@ def run_emoji(args: argparse.Namespace) -> int:
         npm_dir=args.npm_dir,
         validation_fraction=args.validation_fraction,
         common_concepts_only=args.common_concepts_only,
+        vocabulary=args.vocabulary,
         progress=not args.no_progress,
     )
     _summary(args.out, dataset)
@@ -138,6 +149,7 @@ def run_scenes(args: argparse.Namespace) -> int:
         cache_dir=args.cache_dir,
         npm_dir=args.npm_dir,
         validation_fraction=args.validation_fraction,
+        vocabulary=args.vocabulary,
         progress=not args.no_progress,
     )
     _summary(args.out, dataset)

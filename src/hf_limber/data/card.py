@@ -106,7 +106,21 @@ def _front_matter(plan: BuildPlan, pretty_name: str, tasks: Sequence[str], total
     return "\n".join(lines)
 
 
-def _common_sections(plan: BuildPlan, report: dict[str, Any], dataset: DatasetDict, changes: str) -> list[str]:
+EMOJI_SPLITS = (
+    "`train` and `validation` hold the training styles; validation holds whole concepts that train never "
+    "shows (in every training style). Each `test_<style>` split holds one held-out style, unseen in training, "
+    "for zero-shot and robustness evaluation."
+)
+SCENE_SPLITS = (
+    "`train` holds scenes of the seen concepts in the training styles. `validation` holds new scenes of the "
+    "same concepts and styles (the paper's setting: the objects were named in training, the pictures are "
+    "new). `test_novel_concepts` holds scenes of concepts that no training caption names. Each "
+    "`test_<style>` split holds scenes of the seen concepts in a held-out style, unseen in training."
+)
+
+
+def _common_sections(plan: BuildPlan, report: dict[str, Any], dataset: DatasetDict, changes: str,
+                     splits_text: str) -> list[str]:
     styles = list(plan.report.found)
     source_rows = [
         [
@@ -137,9 +151,7 @@ def _common_sections(plan: BuildPlan, report: dict[str, Any], dataset: DatasetDi
         "Sources looked for but not used:\n\n" + ("\n".join(not_used) if not_used else "- none"),
         "Concept metadata: " + "; ".join(report["metadata_sources"]) + ".",
         "## Splits",
-        "`train` and `validation` hold the training styles; validation holds whole concepts that train never "
-        "shows (in every training style). Each `test_<style>` split holds one held-out style, unseen in training, "
-        "for zero-shot and robustness evaluation.",
+        splits_text,
         _table(["split"] + styles + ["total"], split_rows),
         "## Licences and attributions",
         "Each image is a derivative of the artwork named below; CC-BY and CC-BY-SA require this credit. "
@@ -184,6 +196,7 @@ def write_emoji_card(out: Path, dataset: DatasetDict, plan: BuildPlan, report: d
             dataset,
             f"rasterised (SVG, font) or resampled (PNG) to {size}x{size} px and composited on an opaque "
             "background; no other changes.",
+            EMOJI_SPLITS,
         ),
         "## Columns",
         "- `image`: RGB PNG\n- `style`: artwork set\n- `codepoints`: fully qualified sequence, hex, `-`-joined\n"
@@ -222,13 +235,14 @@ def write_scenes_card(out: Path, dataset: DatasetDict, plan: BuildPlan, report: 
         f"placed in a {params['grid']}x{params['grid']} grid, small or large, some on a coloured square. Each "
         f"scene has {params['captions_per_scene']} reference captions (as COCO has) naming the emoji, their sizes, "
         "colours and spatial relations, and question-answer pairs (what / where / how many / yes-no) with ten "
-        "answers each, as VQA has. Scenes in `validation` use only validation concepts.",
+        "answers each, as VQA has.",
         *_common_sections(
             plan,
             report,
             dataset,
             "rasterised (SVG, font) or resampled (PNG), scaled, and placed on a plain canvas, some over a "
             "coloured square; no other changes.",
+            SCENE_SPLITS,
         ),
         "## Columns",
         "- `image`: RGB PNG\n- `scene_id`\n- `style`\n- `captions`: reference captions\n"

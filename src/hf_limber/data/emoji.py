@@ -61,6 +61,7 @@ def build_emoji_dataset(
     npm_dir: str | os.PathLike[str] | None = None,
     validation_fraction: float = 0.1,
     common_concepts_only: bool = False,
+    vocabulary: str = "all",
     progress: bool = True,
 ) -> DatasetDict:
     """Build and save the emoji concept dataset; returns the saved ``DatasetDict``.
@@ -68,13 +69,15 @@ def build_emoji_dataset(
     Splits: ``train`` and ``validation`` (whole concepts, in every training style) and one
     ``test_<style>`` per held-out style with every concept that style draws. With
     ``common_concepts_only`` only concepts drawn by every found style are kept, so each
-    split has the same label set in every style. ``out_dir`` also receives ``README.md``
+    split has the same label set in every style. ``vocabulary`` chooses the concepts
+    (`data.vocabulary`: "all", or "common-nouns", the scenes' vocabulary for a CLIP that LiMBeR uses). ``out_dir`` also receives ``README.md``
     (the dataset card), ``examples/<style>.png`` and ``build_report.json``.
     """
     from datasets import DatasetDict
 
     started = time.perf_counter()
-    plan = plan_build(styles, held_out_styles, npm_dir, include_skin_tones, limit, seed, validation_fraction)
+    plan = plan_build(styles, held_out_styles, npm_dir, include_skin_tones, limit, seed, validation_fraction,
+                      vocabulary)
     check_output_dir(out_dir)
     check_image_size(image_size)
     fill = parse_colour(background)
@@ -130,6 +133,7 @@ def build_emoji_dataset(
             "limit": limit,
             "validation_fraction": validation_fraction,
             "common_concepts_only": common_concepts_only,
+            "vocabulary": vocabulary,
         }
         write_emoji_card(out, dataset, plan, report)
         report["build_seconds"] = round(time.perf_counter() - started, 1)

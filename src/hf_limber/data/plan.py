@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from .catalog import Catalog, Concept, assign_split, load_catalog
 from .sources import SourceReport, discover_sources
+from .vocabulary import select_concepts
 
 if TYPE_CHECKING:
     from datasets import Dataset, Features
@@ -44,6 +45,10 @@ class BuildPlan:
             return test_split_name(style)
         return assign_split(concept.split_key, self.seed, self.validation_fraction)
 
+    def is_seen(self, concept: Concept) -> bool:
+        """Whether training data names this concept (not held back as a novel one)."""
+        return assign_split(concept.split_key, self.seed, self.validation_fraction) == "train"
+
     def styles_of(self, split: str) -> list[str]:
         if split in ("train", "validation"):
             return self.training_styles
@@ -62,7 +67,10 @@ def plan_build(
     limit: int | None = None,
     seed: int = 0,
     validation_fraction: float = 0.1,
+    vocabulary: str = "all",
 ) -> BuildPlan:
+    """Styles found, held out and trained on; the concepts of ``vocabulary`` (`data.vocabulary`),
+    ``limit`` of them when given; and the seeded split of concepts into seen and held-back ones."""
     report = discover_sources(tuple(styles) if styles else None, npm_dir)
     held_out = list(dict.fromkeys(held_out_styles))
     absent = [style for style in held_out if style not in report.found]
@@ -81,6 +89,9 @@ def plan_build(
         raise ValueError(f"validation_fraction must be in (0, 1): the validation split needs concepts, "
                          f"got {validation_fraction}")
     catalog = load_catalog(npm_dir, include_skin_tones=include_skin_tones)
+    if vocabulary != "all":
+        drawn_by = {style: source.index(catalog) for style, source in report.found.items()}
+        catalog = Catalog(select_concepts(catalog.concepts, vocabulary, drawn_by), catalog.metadata_sources)
     if limit is not None:
         catalog = _limited(catalog, limit, seed)
     return BuildPlan(report, catalog, training, held_out, seed, validation_fraction)

@@ -26,6 +26,7 @@ from .plan import (
 )
 from .render import TileCache, parse_colour, png_bytes
 from .scene_text import Placed, captions, questions
+from .vocabulary import scene_noun
 from .sources import ArtworkSource
 
 if TYPE_CHECKING:
@@ -44,6 +45,7 @@ PATCH_COLOURS: dict[str, tuple[int, int, int]] = {
 SIZE_FRACTIONS = {"small": 0.45, "large": 0.75}
 PATCH_PROBABILITY = 0.4
 PATCH_INSET = 0.04  # leaves a background gap between neighbouring patches
+NOVEL_SPLIT = "test_novel_concepts"
 
 
 def scene_features() -> Features:
@@ -79,14 +81,6 @@ def scene_features() -> Features:
             ],
         }
     )
-
-
-def scene_noun(concept: Concept) -> str | None:
-    """The noun a caption uses for a concept, or None when it does not read as one thing."""
-    if concept.category == "Component" or concept.base_key is not None:
-        return None
-    noun = noun_phrase(concept.name)
-    return None if any(mark in noun for mark in "(,:") else noun
 
 
 class SceneComposer:
@@ -181,19 +175,24 @@ def build_emoji_scenes(
     cache_dir: str | os.PathLike[str] | None = None,
     npm_dir: str | os.PathLike[str] | None = None,
     validation_fraction: float = 0.1,
+    vocabulary: str = "all",
     progress: bool = True,
 ) -> DatasetDict:
     """Build and save the scene dataset; returns the saved ``DatasetDict``.
 
-    ``num_scenes`` are drawn in training styles and split into ``train`` and ``validation``
-    (validation scenes use only validation concepts); each held-out style gets
-    ``num_test_scenes`` in ``test_<style>``. Every scene is drawn from its own seeded RNG,
-    so a scene does not change when other parameters change the number of scenes.
+    Concepts are split (seeded, ``validation_fraction`` held back) into seen and novel ones. Splits:
+    ``train`` (``num_scenes`` scenes of seen concepts in the training styles); ``validation`` (new
+    scenes of the same seen concepts and styles: the paper's setting, where the objects of the test
+    images were named in training); ``test_novel_concepts`` (training styles, only concepts no
+    training caption names); one ``test_<style>`` per held-out style (seen concepts, an artwork style
+    never trained on). Each evaluation split has ``num_test_scenes``. ``vocabulary`` chooses the
+    concepts (`data.vocabulary`). Every scene is drawn from its own seeded RNG, so a scene does not
+    change when other parameters change the number of scenes.
     """
     from datasets import DatasetDict
 
     started = time.perf_counter()
-    plan = plan_build(styles, held_out_styles, npm_dir, False, limit, seed, validation_fraction)
+    plan = plan_build(styles, held_out_styles, npm_dir, False, limit, seed, validation_fraction, vocabulary)
     check_output_dir(out_dir)
     check_image_size(image_size)
     fill = parse_colour(background)
@@ -206,18 +205,21 @@ def build_emoji_scenes(
     candidates = [c for c in plan.catalog.concepts if scene_noun(c)]
     all_nouns = sorted({scene_noun(c) for c in candidates})
 
-    num_validation = round(num_scenes * validation_fraction)
-    counts = {"train": num_scenes - num_validation, "validation": num_validation}
-    counts |= {test_split_name(style): num_test_scenes for style in plan.held_out_styles}
+    held_out = {test_split_name(style): [style] for style in plan.held_out_styles}
+    # split -> (styles drawn in, whether its concepts are the seen ones)
+    layout = {"train": (plan.training_styles, True), "validation": (plan.training_styles, True),
+              NOVEL_SPLIT: (plan.training_styles, False), **{split: (styles_here, True)
+                                                             for split, styles_here in held_out.items()}}
+    counts = {split: num_scenes if split == "train" else num_test_scenes for split in layout}
     check_splits({split: range(total) for split, total in counts.items()}, list(counts))
     pools = {
-        (split, style): [c for c in candidates if c.key in indexes[style] and plan.split_of(c, style) == split]
-        for style in plan.report.found
-        for split in plan.split_names
+        (split, style): [c for c in candidates if c.key in indexes[style] and plan.is_seen(c) == seen]
+        for split, (styles_here, seen) in layout.items()
+        for style in styles_here
     }
     splits = {}
     for split, total in counts.items():
-        styles_here = plan.styles_of(split)
+        styles_here = layout[split][0]
         rows = []
         for i in tqdm(range(total), desc=f"scenes {split}", disable=not progress, unit="scene"):
             rng = random.Random(f"{seed}/{split}/{i}")
@@ -274,6 +276,7 @@ def build_emoji_scenes(
             "seed": seed,
             "limit": limit,
             "validation_fraction": validation_fraction,
+            "vocabulary": vocabulary,
         }
         write_scenes_card(out, dataset, plan, report)
         report["build_seconds"] = round(time.perf_counter() - started, 1)
