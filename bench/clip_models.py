@@ -77,7 +77,7 @@ def ours(preset: str) -> Contender:
 
     def loss(pixels: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
         out = model(input_ids=ids, pixel_values=pixels)
-        return loss_fn(out.image_embeds, out.text_embeds, out.logit_scale)
+        return loss_fn(out.image_embeds, out.text_embeds, out.logit_scale_multiplier)
 
     return Contender("ours", model, loss, ours_trainer_optimizer(model))
 

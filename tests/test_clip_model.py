@@ -15,6 +15,7 @@ from hf_limber import (
     ClipTextModelWithProjection,
     ClipVisionModel,
     ClipVisionModelWithProjection,
+    ContrastiveLoss,
 )
 from hf_limber.clip.modeling_resnet import Bottleneck
 
@@ -126,15 +127,38 @@ def test_initialisation_follows_the_paper():
     assert pool.q_proj.weight.std().item() == pytest.approx(pool.c_proj.in_features**-0.5, rel=0.1)
 
 
-def test_temperature_never_exceeds_100():
+def test_the_cap_is_one_in_place_clamp_of_the_log_value():
     model = ClipModel(ClipConfig.from_preset("tiny-vit"))
     with torch.no_grad():
         model.logit_scale.fill_(7.0)
+    # forward uses exp(logit_scale) as it is (as transformers' CLIPModel); training clamps the parameter.
+    assert model.logit_scale_multiplier().item() == pytest.approx(math.exp(7.0))
+    model.clamp_logit_scale_()
+    assert model.logit_scale.item() == pytest.approx(math.log(100))
     assert model.logit_scale_multiplier().item() == pytest.approx(100.0)
     with pytest.warns(FutureWarning, match="logit_scale_multiplier"):
         assert model.temperature().item() == pytest.approx(100.0)  # the deprecated name
     out = model(**random_inputs(model.config))
     assert out.logits_per_image.abs().max().item() <= 100.0 + 1e-4
+    assert out.logit_scale_multiplier.item() == pytest.approx(100.0)
+    with pytest.warns(FutureWarning, match="logit_scale_multiplier"):
+        assert out.logit_scale is out.logit_scale_multiplier  # the deprecated field name
+    # At the cap the parameter still gets its gradient (a clamp inside forward would cut it).
+    ContrastiveLoss("global")(out.image_embeds, out.text_embeds, out.logit_scale_multiplier).backward()
+    assert model.logit_scale.grad.abs().item() > 0
+    with torch.no_grad():
+        model.logit_scale.fill_(-1.0)
+    model.clamp_logit_scale_()
+    assert model.logit_scale.item() == 0.0
+
+
+def test_the_cap_is_named_as_a_multiplier_and_old_configs_still_load(tmp_path):
+    config = ClipConfig.from_preset("tiny-vit", max_logit_scale_multiplier=50.0)
+    assert "max_logit_scale_multiplier" in config.to_dict() and "max_logit_scale" not in config.to_dict()
+    saved = config.to_dict() | {"max_logit_scale": 30.0}  # a config.json written before the rename
+    del saved["max_logit_scale_multiplier"]
+    old = ClipConfig.from_dict(saved)
+    assert old.max_logit_scale_multiplier == 30.0 and old.max_logit_scale == 30.0
 
 
 def test_gradient_checkpointing_gives_the_same_gradients(tiny_config):

@@ -67,6 +67,13 @@ def test_training_logs_clamps_and_evaluates(tmp_path, clip_tokenizer):
     assert metrics["eval_loss"] > 0 and math.isfinite(metrics["eval_loss"])
 
 
+def test_loss_and_trainer_share_one_default_mode(tmp_path):
+    from hf_limber.training.loss import DEFAULT_MODE
+
+    args = ContrastiveTrainingArguments(output_dir=str(tmp_path), use_cpu=True)
+    assert ContrastiveLoss().mode == args.loss_mode == DEFAULT_MODE
+
+
 def _grads(model):
     return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 

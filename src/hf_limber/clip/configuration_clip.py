@@ -201,6 +201,9 @@ class ClipConfig(PretrainedConfig):
 
     model_type = "limber_clip"
     sub_configs = {"text_config": ClipTextConfig, "vision_config": ClipVisionConfig}
+    # `logit_scale` is always the log value (the parameter); the cap is on its exponential, the multiplier.
+    # Configs saved before the rename spell the cap `max_logit_scale`: read as the new name.
+    attribute_map = {"max_logit_scale": "max_logit_scale_multiplier"}
 
     def __init__(
         self,
@@ -208,18 +211,20 @@ class ClipConfig(PretrainedConfig):
         vision_config: dict | ClipVisionConfig | None = None,
         projection_dim: int = 512,
         logit_scale_init_value: float = math.log(1 / 0.07),
-        max_logit_scale: float = 100.0,
+        max_logit_scale_multiplier: float = 100.0,
         **kwargs: Any,
     ) -> None:
+        max_logit_scale_multiplier = kwargs.pop("max_logit_scale", max_logit_scale_multiplier)
         self.text_config = self._sub_config(ClipTextConfig, text_config, projection_dim)
         self.vision_config = self._sub_config(ClipVisionConfig, vision_config, projection_dim)
         self.projection_dim = projection_dim
         self.logit_scale_init_value = logit_scale_init_value
-        self.max_logit_scale = max_logit_scale
+        self.max_logit_scale_multiplier = max_logit_scale_multiplier
         super().__init__(**kwargs)
-        if not 0 < math.exp(logit_scale_init_value) <= max_logit_scale:
+        if not 0 < math.exp(logit_scale_init_value) <= max_logit_scale_multiplier:
             _fail("ClipConfig", "logit_scale_init_value", f"exp({logit_scale_init_value:.4f}) is outside "
-                  f"(0, max_logit_scale={max_logit_scale}]", "The paper starts at log(1/0.07) and caps at 100.")
+                  f"(0, max_logit_scale_multiplier={max_logit_scale_multiplier}]",
+                  "The paper starts at log(1/0.07) and caps exp(logit_scale) at 100.")
 
     @staticmethod
     def _sub_config(cls: type[PretrainedConfig], value: Any, projection_dim: int) -> PretrainedConfig:

@@ -32,12 +32,19 @@ class ClipOutput(ModelOutput):
     text_embeds: torch.Tensor | None = None
     image_embeds: torch.Tensor | None = None
     # exp(logit_scale) as used for the logits: what a sharded contrastive loss needs beside the embeddings.
-    logit_scale: torch.Tensor | None = None
+    logit_scale_multiplier: torch.Tensor | None = None
     text_model_output: BaseModelOutputWithPooling | None = None
     vision_model_output: BaseModelOutputWithPooling | None = None
 
     def to_tuple(self) -> tuple[Any, ...]:
         return tuple(v.to_tuple() if isinstance(v, ModelOutput) else v for v in super().to_tuple())
+
+    @property
+    def logit_scale(self) -> torch.Tensor | None:
+        """Deprecated: this field held exp(logit_scale), not the log value; read `logit_scale_multiplier`."""
+        warnings.warn("ClipOutput.logit_scale held exp(logit_scale), the multiplier: read "
+                      "ClipOutput.logit_scale_multiplier instead.", FutureWarning, stacklevel=2)
+        return self.logit_scale_multiplier
 
 
 @dataclass
@@ -230,7 +237,14 @@ class ClipVisionModelWithProjection(ClipPreTrainedModel):
 
 
 class ClipModel(ClipPreTrainedModel):
-    """The dual encoder: both towers, their projections into one space, and the learnable temperature."""
+    """The dual encoder: both towers, their projections into one space, and the learnable temperature.
+
+    `logit_scale` is the log of the factor on the cosine similarities (the paper's log inverse
+    temperature); `logit_scale_multiplier()` is that factor. Training caps the factor at
+    `config.max_logit_scale_multiplier` (100 in the paper) by clamping the parameter in place after
+    each optimiser step: `ContrastiveTrainer` does it; a training loop of your own calls
+    `model.clamp_logit_scale_()` after every `optimizer.step()`.
+    """
 
     def __init__(self, config: ClipConfig) -> None:
         super().__init__(config)
@@ -253,9 +267,21 @@ class ClipModel(ClipPreTrainedModel):
         return self.visual_projection(self.vision_model(pixel_values).pooler_output)
 
     def logit_scale_multiplier(self) -> torch.Tensor:
-        """exp(logit_scale), the factor on the cosine similarities (the inverse of the paper's temperature),
-        never above `config.max_logit_scale` (100 in the paper)."""
-        return self.logit_scale.clamp(max=math.log(self.config.max_logit_scale)).exp()
+        """exp(logit_scale), the factor on the cosine similarities (the inverse of the paper's temperature)."""
+        return self.logit_scale.exp()
+
+    @torch.no_grad()
+    def clamp_logit_scale_(self) -> None:
+        """Clamp `logit_scale` in place to [0, log(config.max_logit_scale_multiplier)]; call it after every
+        optimiser step (`ContrastiveTrainer` does).
+
+        The one place the cap is enforced, as in OpenAI's and open_clip's training code: on the parameter
+        after the step, not in `forward`. A clamp inside `forward` would stop the gradient once the
+        parameter passed the cap, leaving it stuck above the cap even when the loss later wants it lower;
+        clamped in place, the parameter sits at the cap and still gets its gradient. `forward` uses
+        exp(logit_scale) as it is, as transformers' CLIPModel does.
+        """
+        self.logit_scale.clamp_(0, math.log(self.config.max_logit_scale_multiplier))
 
     def temperature(self) -> torch.Tensor:
         """Deprecated: it returned exp(logit_scale), the inverse temperature; use logit_scale_multiplier()."""
@@ -281,11 +307,11 @@ class ClipModel(ClipPreTrainedModel):
         vision_out = self.vision_model(pixel_values, output_hidden_states)
         text_embeds = F.normalize(self.text_projection(text_out.pooler_output), dim=-1)
         image_embeds = F.normalize(self.visual_projection(vision_out.pooler_output), dim=-1)
-        logit_scale = self.logit_scale_multiplier()
-        logits_per_text = logit_scale * text_embeds @ image_embeds.t()
+        multiplier = self.logit_scale_multiplier()
+        logits_per_text = multiplier * text_embeds @ image_embeds.t()
         return ClipOutput(
             loss=contrastive_loss(logits_per_text) if return_loss else None,
             logits_per_image=logits_per_text.t(), logits_per_text=logits_per_text,
-            text_embeds=text_embeds, image_embeds=image_embeds, logit_scale=logit_scale,
+            text_embeds=text_embeds, image_embeds=image_embeds, logit_scale_multiplier=multiplier,
             text_model_output=text_out, vision_model_output=vision_out,
         )

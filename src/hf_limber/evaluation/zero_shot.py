@@ -2,7 +2,7 @@
 
 Each class's weight is its prompt ensemble: embed "template.format(name)" for every template,
 normalise each embedding, average over the templates and renormalise. An image's class scores are
-cosine similarities with those weights, scaled by the model's temperature for probabilities.
+cosine similarities with those weights, scaled by exp(logit_scale) (the inverse temperature) for probabilities.
 """
 
 from __future__ import annotations
@@ -34,10 +34,8 @@ def class_weights(
     return F.normalize(embeds.view(len(classnames), len(templates), -1).mean(1), dim=-1)
 
 
-def _logit_scale(model: torch.nn.Module) -> float:
-    # Ours caps exp(logit_scale); transformers' CLIPModel keeps only logit_scale.
-    if hasattr(model, "logit_scale_multiplier"):
-        return model.logit_scale_multiplier().item()
+def _logit_scale_multiplier(model: torch.nn.Module) -> float:
+    # The log-value parameter both ours and transformers' CLIPModel hold (ours is capped while it trains).
     return model.logit_scale.exp().item()
 
 
@@ -68,7 +66,7 @@ class ZeroShotClassifier:
     def logits(self, image_embeds: torch.Tensor, classnames: Sequence[str],
                templates: Sequence[str] | str | None = None) -> torch.Tensor:
         """Temperature-scaled cosine similarities (N, C) of unit image embeddings with the classes."""
-        return _logit_scale(self.model) * image_embeds @ self.weights(classnames, templates).T
+        return _logit_scale_multiplier(self.model) * image_embeds @ self.weights(classnames, templates).T
 
     def __call__(self, images: Sequence[ImageInput], classnames: Sequence[str], top_k: int | None = 5,
                  templates: Sequence[str] | str | None = None) -> list[list[tuple[str, float]]]:

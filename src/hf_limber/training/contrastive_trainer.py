@@ -3,7 +3,8 @@
 - The loss is `ContrastiveLoss` over the global batch (exact under DDP), in the chosen mode.
 - AdamW with decoupled weight decay on weight matrices only: gains, biases, embeddings and the
   temperature are not decayed (the paper); each tower gets its own Adam betas/epsilon.
-- The temperature is clamped at `max_logit_scale` after every optimiser step.
+- exp(logit_scale) is capped at `config.max_logit_scale_multiplier` by `ClipModel.clamp_logit_scale_`
+  (the one place the cap is enforced), once before training and after every optimiser step.
 - Contrastive accumulation (GradCache): a step may embed its batch in micro-batches yet compute the
   loss with every sample of the step as a negative; the Trainer's own gradient accumulation would
   give each micro-batch only its own negatives, a different objective.
@@ -17,7 +18,6 @@ ViT towers have no batch statistics and get exactly the full-batch gradient.
 
 from __future__ import annotations
 
-import math
 from contextlib import nullcontext
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
-from .loss import MODES, ContrastiveLoss
+from .loss import DEFAULT_MODE, MODES, ContrastiveLoss
 from .precision import SlowBf16Warning
 
 # The public recipes' Adam settings by image tower (CLIP paper; open_clip's defaults).
@@ -36,7 +36,7 @@ TOWER_ADAM = {"resnet": (0.9, 0.999, 1e-8), "vit": (0.9, 0.98, 1e-6)}
 
 @dataclass
 class ContrastiveTrainingArguments(TrainingArguments):
-    loss_mode: str = field(default="local", metadata={"help": f"one of {MODES}: all exact, they differ in memory"})
+    loss_mode: str = field(default=DEFAULT_MODE, metadata={"help": f"one of {MODES}: all exact, they differ in memory"})
     loss_block_size: int = field(default=1024, metadata={"help": "columns per block in chunked mode"})
     contrastive_accumulation_steps: int = field(
         default=1, metadata={"help": "micro-batches per step, all sharing their negatives (GradCache)"})
@@ -68,12 +68,17 @@ def no_decay(name: str, parameter: nn.Parameter) -> bool:
     return parameter.ndim < 2 or "embedding" in name or "logit_scale" in name
 
 
-class ClampTemperature(TrainerCallback):
-    """exp(logit_scale) never exceeds the cap (100 in the paper) after an optimiser step."""
+class ClampLogitScale(TrainerCallback):
+    """exp(logit_scale) never exceeds the cap (100 in the paper) in a training forward: the parameter is
+    clamped before the first step (a loaded or hand-set value may lie above it) and after every optimiser step."""
 
-    def on_step_end(self, args: TrainingArguments, state: Any, control: Any, model: nn.Module = None, **kwargs: Any) -> None:
-        with torch.no_grad():
-            model.logit_scale.clamp_(0, math.log(model.config.max_logit_scale))
+    def on_train_begin(self, args: TrainingArguments, state: Any, control: Any, model: nn.Module = None,
+                       **kwargs: Any) -> None:
+        model.clamp_logit_scale_()
+
+    def on_optimizer_step(self, args: TrainingArguments, state: Any, control: Any, model: nn.Module = None,
+                          **kwargs: Any) -> None:
+        model.clamp_logit_scale_()
 
 
 class ContrastiveTrainer(Trainer):
@@ -86,7 +91,7 @@ class ContrastiveTrainer(Trainer):
         self.contrastive_loss = ContrastiveLoss(self.args.loss_mode, self.args.loss_block_size)
         # Our loss is a per-step mean, never normalised by num_items_in_batch.
         self.loss_is_scaled_for_ga = False
-        self.add_callback(ClampTemperature())
+        self.add_callback(ClampLogitScale())
         self.add_callback(SlowBf16Warning())
         self._running: dict[str, list[float]] = defaultdict(list)
 
@@ -130,17 +135,17 @@ class ContrastiveTrainer(Trainer):
     def compute_loss(self, model: nn.Module, inputs: dict[str, Any], return_outputs: bool = False,
                      num_items_in_batch: Any = None) -> torch.Tensor | tuple[torch.Tensor, Any]:
         outputs = self._embed(model, inputs)
-        loss = self.contrastive_loss(outputs.image_embeds, outputs.text_embeds, outputs.logit_scale)
+        loss = self.contrastive_loss(outputs.image_embeds, outputs.text_embeds, outputs.logit_scale_multiplier)
         if model.training:
-            self._track(outputs.image_embeds, outputs.text_embeds, outputs.logit_scale)
+            self._track(outputs.image_embeds, outputs.text_embeds, outputs.logit_scale_multiplier)
         return (loss, outputs) if return_outputs else loss
 
     @torch.no_grad()
-    def _track(self, image_embeds: torch.Tensor, text_embeds: torch.Tensor, logit_scale: torch.Tensor) -> None:
+    def _track(self, image_embeds: torch.Tensor, text_embeds: torch.Tensor, logit_scale_multiplier: torch.Tensor) -> None:
         # In-batch retrieval on this process's rows: a cheap, always-available progress signal.
         similarity = image_embeds.float() @ text_embeds.float().t()
         targets = torch.arange(similarity.shape[0], device=similarity.device)
-        self._running["logit_scale_multiplier"].append(float(logit_scale))
+        self._running["logit_scale_multiplier"].append(float(logit_scale_multiplier))
         self._running["image_to_text_accuracy"].append(float((similarity.argmax(1) == targets).float().mean()))
         self._running["text_to_image_accuracy"].append(float((similarity.argmax(0) == targets).float().mean()))
 

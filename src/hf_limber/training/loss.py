@@ -1,7 +1,7 @@
 """CLIP's symmetric contrastive loss, exact under data parallelism, optionally memory-bounded.
 
 For a global batch of B pairs with L2-normalised embeddings x_i (image) and y_i (text)
-and the exponentiated temperature s, CLIP's loss is
+and the logit-scale multiplier s = exp(logit_scale) (the inverse temperature), CLIP's loss is
 
     L = 1/B Σ_i ½ (ℓ_i^{i→t} + ℓ_i^{t→i}),
     ℓ_i^{i→t} = LSE_j(s x_i·y_j) − s x_i·y_i,    ℓ_i^{t→i} = LSE_j(s y_i·x_j) − s x_i·y_i,
@@ -24,6 +24,11 @@ from .distributed import all_gather_with_grad, gather_sizes, rank_and_world_size
 
 Mode = Literal["global", "local", "chunked"]
 MODES: tuple[str, ...] = get_args(Mode)
+# The one default, for `ContrastiveLoss` and `ContrastiveTrainingArguments.loss_mode` alike. "local" is exact,
+# needs O(b·B) memory per rank instead of "global"'s O(B²), and at batches that fit it runs ~1.3x faster
+# than "chunked" (bench/RESULTS.md, one process, B = 1024 and 4096); "chunked" is for batches whose b × B
+# logits do not fit.
+DEFAULT_MODE: Mode = "local"
 
 
 class _BlockwiseLogSumExp(torch.autograd.Function):
@@ -86,15 +91,17 @@ class ContrastiveLoss(nn.Module):
             - ``"chunked"``: like ``"local"`` but never materialises the b × B logits: the
               columns are visited in blocks with an online log-sum-exp, and the backward
               recomputes the blocks. O(b · block_size + B · D) memory for 4/3 of ``"local"``'s
-              matmul work. The default: exact, and memory no longer limits the batch.
+              matmul work: memory no longer limits the batch.
+
+            The default is ``DEFAULT_MODE`` (``"local"``), shared with the trainer's ``loss_mode``.
         block_size: columns per block in ``"chunked"`` mode (ignored otherwise); need not
             divide the batch.
         group: process group to gather over; the default group when None. Without an
             initialised process group the loss is the ordinary single-process loss.
 
     Inputs are ``image_embeds`` and ``text_embeds`` (b × D, L2-normalised, row i of one
-    paired with row i of the other) and ``logit_scale``, the *exponentiated* temperature
-    (a one-element tensor carrying its gradient). Ranks may hold different b.
+    paired with row i of the other) and ``logit_scale_multiplier``, exp(logit_scale), the factor on
+    the similarities (a one-element tensor carrying its gradient). Ranks may hold different b.
 
     Gradient convention (why the per-rank loss looks the way it does): DDP/FSDP *average*
     parameter gradients over the N ranks, and the autograd all-gather's backward *sums*
@@ -103,7 +110,7 @@ class ContrastiveLoss(nn.Module):
     the single-process full-batch gradient ∂L/∂θ exactly when Σ_r L_r = N·L. ``"global"``
     backpropagates L itself on every rank; ``"local"``/``"chunked"`` backpropagate
     L_r = (N/B) Σ_{i local} ½(ℓ_i^{i→t} + ℓ_i^{t→i}) — for equal shards the mean over the
-    local rows. The same average makes the logit_scale gradient exact: mean_r ∂L_r/∂s = ∂L/∂s.
+    local rows. The same average makes the multiplier's gradient exact: mean_r ∂L_r/∂s = ∂L/∂s.
     Consequences: (1) the *value* returned on every rank is the global L (the local modes add
     the detached difference, found with one scalar all-reduce), so logs match a one-process
     run; (2) raw gradients on the feature tensors of one rank are N × ∂L/∂features — only
@@ -114,7 +121,7 @@ class ContrastiveLoss(nn.Module):
     through the gather": it drops the gradient of every sample as a negative and is biased.
     """
 
-    def __init__(self, mode: Mode = "chunked", block_size: int = 1024, group: dist.ProcessGroup | None = None) -> None:
+    def __init__(self, mode: Mode = DEFAULT_MODE, block_size: int = 1024, group: dist.ProcessGroup | None = None) -> None:
         super().__init__()
         if mode not in MODES:
             raise ValueError(f"ContrastiveLoss mode must be one of {MODES}, got {mode!r}.")
@@ -125,15 +132,16 @@ class ContrastiveLoss(nn.Module):
     def extra_repr(self) -> str:
         return f"mode={self.mode!r}" + (f", block_size={self.block_size}" if self.mode == "chunked" else "")
 
-    def forward(self, image_embeds: Tensor, text_embeds: Tensor, logit_scale: Tensor) -> Tensor:
+    def forward(self, image_embeds: Tensor, text_embeds: Tensor, logit_scale_multiplier: Tensor) -> Tensor:
         if image_embeds.ndim != 2 or image_embeds.shape != text_embeds.shape:
             raise ValueError(
                 "image_embeds and text_embeds must both be (batch, dim) with row i of one paired to row i of "
                 f"the other; got {tuple(image_embeds.shape)} and {tuple(text_embeds.shape)}."
             )
-        if logit_scale.numel() != 1:
-            raise ValueError(f"logit_scale must hold one value (the exponentiated temperature), got shape {tuple(logit_scale.shape)}.")
-        scale = logit_scale.reshape(())
+        if logit_scale_multiplier.numel() != 1:
+            raise ValueError("logit_scale_multiplier must hold one value, exp(logit_scale); got shape "
+                             f"{tuple(logit_scale_multiplier.shape)}.")
+        scale = logit_scale_multiplier.reshape(())
         rank, world_size = rank_and_world_size(self.group)
         rows = image_embeds.shape[0]
         if world_size == 1:
@@ -166,3 +174,4 @@ class ContrastiveLoss(nn.Module):
         global_value = summed.detach().clone()
         dist.all_reduce(global_value, group=self.group)
         return loss + (global_value / global_batch - loss.detach())
+
