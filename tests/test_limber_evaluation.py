@@ -11,7 +11,14 @@ from PIL import Image
 from hf_limber import ClipConfig, ClipProcessor
 from hf_limber.cli import main
 from hf_limber.evaluation import cider_d, ref_clip_score
-from hf_limber.evaluation.limber_report import comparison_table, generate_captions, load_scorer, summary_row
+from hf_limber.evaluation.grounding import grounding_scores
+from hf_limber.evaluation.limber_report import (
+    comparison_table,
+    generate_captions,
+    load_scorer,
+    sentence_end_ids,
+    summary_row,
+)
 from hf_limber.limber import LimberForCausalLM, LimberProcessor
 
 COLOURS = {"red": (220, 20, 20), "green": (20, 200, 20), "blue": (20, 20, 220)}
@@ -22,11 +29,12 @@ def scenes(n: int) -> Dataset:
     for i in range(n):
         colour = list(COLOURS)[i % 3]
         question = {"question": "what color is it ?", "answers": [colour] * 8 + ["red", "blue"],
-                    "multiple_choice_answer": colour}
+                    "multiple_choice_answer": colour, "question_type": "what"}
         rows.append({"image": Image.new("RGB", (40, 40), COLOURS[colour]),
                      "captions": [f"a {colour} apple on the left", f"the {colour} apple", f"a small {colour} car"],
-                     "questions": [question, {**question, "question": "is there a cat ?",
-                                              "answers": ["no"] * 10, "multiple_choice_answer": "no"}]})
+                     "questions": [question, {**question, "question": "is there a cat ?", "question_type": "yes/no",
+                                              "answers": ["no"] * 10, "multiple_choice_answer": "no"}],
+                     "objects": [{"noun": "apple"}] + ([{"noun": "car"}] if i % 2 else [])})
     return Dataset.from_list(rows)
 
 
@@ -66,7 +74,30 @@ def test_eval_limber_reports_the_metrics_of_its_captions(saved, capsys):
     assert {"nouns_precision", "relations_recall", "noun_wup_precision"} <= set(report["lexical"])
     for name in ("concept_recall.png", "examples.png"):
         assert (out / name).read_bytes()[:4] == b"\x89PNG"
-    assert "| model | CIDEr-D | CLIP-S | RefCLIP-S | VQA 0-shot % | VQA 2-shot % |" in capsys.readouterr().out
+    assert "| model | CIDEr-D | CLIP-S | RefCLIP-S | object R | CHAIR-i | loops | VQA 0-shot % |" in capsys.readouterr().out
+
+    # Grounding against the scenes' objects, with the objects of every split as the vocabulary.
+    objects = [[o["noun"] for o in row] for row in validation["objects"]]
+    grounding = grounding_scores(captions, objects, {"apple": [], "car": []}).intervals()
+    for name in ("object_recall", "chair_i", "chair_s", "loops"):
+        assert report[name] == pytest.approx(grounding[name].estimate)
+        assert report["intervals"][name]["low"] <= report[name] <= report["intervals"][name]["high"]
+    assert report["intervals"]["cider_d"]["estimate"] == pytest.approx(report["cider_d"])
+    # VQA: per question type, and the same questions shown another scene's image.
+    zero = report["vqa"]["0"]
+    assert zero["interval"]["estimate"] == pytest.approx(zero["accuracy"])
+    assert 0 <= zero["shuffled_accuracy"] <= 100
+    assert zero["gain_over_shuffled"]["estimate"] == pytest.approx(zero["accuracy"] - zero["shuffled_accuracy"])
+    assert sum(entry["questions"] for entry in zero["per_type"].values()) == 5
+    assert set(zero["per_type"]) <= {"what", "yes/no"}
+    assert "VQA 0-shot by question type" in (out / "report.md").read_text()
+
+
+def test_captions_stop_at_the_end_of_their_sentence():
+    tokenizer = word_tokenizer()
+    ends = sentence_end_ids(tokenizer)
+    assert tokenizer.convert_tokens_to_ids(".") in ends and tokenizer.convert_tokens_to_ids("?") in ends
+    assert tokenizer.convert_tokens_to_ids("cat") not in ends
 
 
 def test_comparison_table_lays_models_side_by_side():

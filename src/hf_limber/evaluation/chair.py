@@ -108,6 +108,7 @@ def scene_synonyms(scenes: Iterable[Mapping]) -> dict[str, list[str]]:
     for scene in scenes:
         for obj in scene["objects"]:
             names = vocabulary.setdefault(obj["noun"], [])
-            if obj["name"] != obj["noun"] and obj["name"] not in names:
-                names.append(obj["name"])
+            name = obj.get("name")
+            if name and name != obj["noun"] and name not in names:
+                names.append(name)
     return vocabulary
