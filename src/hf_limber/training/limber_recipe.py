@@ -37,6 +37,10 @@ class LimberArguments:
     num_pooled_tokens: int = 1
     token_pool: int = field(default=1, metadata={"help": "average-pool the token grid by this factor per side"})
     prompt: str = "A picture of"
+    normalize_features: bool = field(default=False, metadata={"help": "layer-normalise image features before the map"})
+    soft_prompt_norm: str | None = field(
+        default=None, metadata={"help": "rescale soft prompts to this L2 norm; 'auto': the LM's mean token-embedding norm"})
+    projection_dropout: float = 0.1
     max_train_samples: int | None = None
 
 
@@ -62,6 +66,8 @@ def build_model(args: LimberArguments) -> tuple[LimberForCausalLM, LimberProcess
     model = LimberForCausalLM.from_parts(
         args.image_encoder, args.language_model, features=args.features, feature_layer=args.feature_layer,
         num_pooled_tokens=args.num_pooled_tokens, token_pool=args.token_pool, prompt=args.prompt,
+        normalize_features=args.normalize_features, projection_dropout=args.projection_dropout,
+        soft_prompt_norm=args.soft_prompt_norm if args.soft_prompt_norm in (None, "auto") else float(args.soft_prompt_norm),
     )
     processor = LimberProcessor.for_model(model, AutoTokenizer.from_pretrained(args.language_model))
     return model, processor
