@@ -7,13 +7,15 @@ import os
 from pathlib import Path
 from typing import Any
 
-from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, PretrainedConfig
+from transformers import MODEL_FOR_CAUSAL_LM_MAPPING, MODEL_MAPPING, AutoConfig, PretrainedConfig
+from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
-from .remote_code import hub_options, register_part_code, save_part_code
+from .remote_code import hub_options, register_part_code, runs_as_remote_code, save_part_code
 
 FEATURES = ("tokens", "pooled")
-# The Auto class LimberForCausalLM builds each part with.
-PART_AUTO_CLASSES = {"vision_config": AutoModel, "text_config": AutoModelForCausalLM}
+# The Auto class LimberForCausalLM builds each part with, and its public config -> model mapping.
+PART_AUTO_CLASSES = {"vision_config": ("AutoModel", MODEL_MAPPING),
+                     "text_config": ("AutoModelForCausalLM", MODEL_FOR_CAUSAL_LM_MAPPING)}
 
 
 def _as_config(value: dict | PretrainedConfig | None, what: str) -> PretrainedConfig | None:
@@ -23,6 +25,12 @@ def _as_config(value: dict | PretrainedConfig | None, what: str) -> PretrainedCo
     model_type = value.pop("model_type", None)
     if model_type is None:
         raise ValueError(f"LimberConfig.{what}: the dict has no model_type. Pass a transformers config or its to_dict().")
+    if model_type not in CONFIG_MAPPING and value.get("auto_map"):
+        raise ValueError(
+            f"LimberConfig.{what}: {model_type!r} is a model whose code ships with the saved folder; it is not run "
+            "unasked. Load the folder with LimberConfig/LimberForCausalLM.from_pretrained(..., trust_remote_code=True) "
+            "if you trust its source."
+        )
     return AutoConfig.for_model(model_type, **value)
 
 
@@ -131,17 +139,20 @@ class LimberConfig(PretrainedConfig):
 
     @classmethod
     def get_config_dict(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs: Any) -> tuple[dict, dict]:
+        """Also registers the code the folder ships for its parts, only when trusted: `trust_remote_code=True`
+        here, or this class itself loaded as remote code (transformers asked for the trust then)."""
+        trusted = bool(kwargs.pop("trust_remote_code", None)) or runs_as_remote_code(cls)
         options = hub_options(kwargs)
         config_dict, kwargs = super().get_config_dict(pretrained_model_name_or_path, **kwargs)
-        register_part_code(config_dict, pretrained_model_name_or_path, **options)
+        register_part_code(config_dict, pretrained_model_name_or_path, trust_remote_code=trusted, **options)
         return config_dict, kwargs
 
     def save_pretrained(self, save_directory: str | os.PathLike, push_to_hub: bool = False, **kwargs: Any) -> None:
         """Also writes the code of parts that transformers does not ship (hf_limber's CLIP tower), so the
         folder loads with transformers alone (`trust_remote_code=True`)."""
         os.makedirs(save_directory, exist_ok=True)
-        for key, auto_class in PART_AUTO_CLASSES.items():
-            save_part_code(save_directory, getattr(self, key), auto_class)
+        for key, (auto_name, model_mapping) in PART_AUTO_CLASSES.items():
+            save_part_code(save_directory, getattr(self, key), auto_name, model_mapping)
         super().save_pretrained(save_directory, **kwargs)
         if push_to_hub:
             # transformers would upload only files written after its own start; push everything instead.

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
-from transformers import AutoModel, PreTrainedModel
+from transformers import MODEL_MAPPING, PreTrainedModel
 
 
 @dataclass(frozen=True)
@@ -32,12 +33,21 @@ def vision_part(model: nn.Module) -> nn.Module:
         return model
     if not hasattr(model, "vision_model"):
         raise ValueError(f"{type(model).__name__} has a vision_config but no vision_model to take the image tower from.")
-    tower_class = AutoModel._model_mapping[type(config.vision_config)]
+    tower_class = MODEL_MAPPING[type(config.vision_config)]
     with torch.device("meta"):
         tower = tower_class(config.vision_config)
     tower.vision_model = model.vision_model  # reuse the trained module, no copy
     tower.name_or_path = model.name_or_path
     return tower
+
+
+def timm_create(name: str, **kwargs: Any) -> nn.Module:
+    """A timm encoder with random weights (the trained ones are loaded after)."""
+    try:
+        import timm
+    except ImportError:
+        raise ImportError(f"This LiMBeR model uses the timm encoder {name!r}: pip install timm") from None
+    return timm.create_model(name, pretrained=False, **kwargs)
 
 
 def is_timm(model: nn.Module) -> bool:

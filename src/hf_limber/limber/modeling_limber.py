@@ -9,48 +9,21 @@ placeholder id lies outside the LM's vocabulary and never reaches the LM's embed
 from __future__ import annotations
 
 import copy
-import functools
 import math
 import os
-from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file
 from torch import nn
-from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, PretrainedConfig, PreTrainedModel
+from transformers import AutoModel, AutoModelForCausalLM, PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import CausalLMOutputWithPast
-from transformers.utils import cached_file
 
+from .adapter import adapter_state_dict, load_adapter, load_image_encoder
 from .configuration_limber import LimberConfig
-from .encoders import encode, is_timm, measure, vision_part
+from .encoders import encode, is_timm, measure, timm_create, vision_part
 from .remote_code import hub_options
 
-PROJECTION_PREFIX = "projection."
 IGNORE_INDEX = -100
-
-
-def _timm_create(name: str, **kwargs: Any) -> nn.Module:
-    try:
-        import timm
-    except ImportError:
-        raise ImportError(f"This LiMBeR model uses the timm encoder {name!r}: pip install timm") from None
-    return timm.create_model(name, pretrained=False, **kwargs)
-
-
-def load_image_encoder(source: str | os.PathLike, config: LimberConfig | None = None, **kwargs: Any) -> nn.Module:
-    """The frozen image encoder saved at `source`: a transformers/hf_limber folder or Hub id, or a
-    folder with a timm state dict (`model.safetensors`) when the config names a timm model. With a
-    LiMBeR config, its vision_config names the encoder's class, so the source's own code is never
-    needed (a remote-code LiMBeR folder carries it)."""
-    if config is not None and config.timm_model:
-        model = _timm_create(config.timm_model, **(config.timm_kwargs or {}))
-        model.load_state_dict(load_file(cached_file(str(source), "model.safetensors", **kwargs)))
-        return model
-    vision_config = config.vision_config if config is not None else AutoConfig.from_pretrained(source, **kwargs)
-    if getattr(vision_config, "vision_config", None) is not None:
-        vision_config = vision_config.vision_config  # a dual encoder: load only its image tower
-    return AutoModel._model_mapping[type(vision_config)].from_pretrained(source, **kwargs)
 
 
 def _freeze(module: nn.Module, loaded: bool) -> nn.Module:
@@ -91,7 +64,7 @@ class LimberForCausalLM(PreTrainedModel):
         super().__init__(config)
         encoder_given, lm_given = image_encoder is not None, language_model is not None
         if not encoder_given:
-            image_encoder = (_timm_create(config.timm_model, **(config.timm_kwargs or {})) if config.timm_model
+            image_encoder = (timm_create(config.timm_model, **(config.timm_kwargs or {})) if config.timm_model
                              else AutoModel.from_config(config.vision_config))
         if not lm_given:
             language_model = AutoModelForCausalLM.from_config(config.text_config)
@@ -237,25 +210,28 @@ class LimberForCausalLM(PreTrainedModel):
             attention_mask=attention_mask, **generate_kwargs,
         )
 
-    # -- saving: the adapter (projection + config naming the parts) or everything ------------------
+    # -- saving: the adapter (limber/adapter.py) or everything ------------------------------------
 
-    def save_pretrained(self, save_directory: str | os.PathLike, full: bool = False, **kwargs: Any) -> None:
-        """By default only the projection (a few MB) and a config naming the encoder and the LM;
-        `full=True` writes every weight."""
+    # What save_pretrained writes when not told otherwise; push_to_hub(full=...) sets it for its upload,
+    # since transformers' push_to_hub calls save_pretrained without a way to pass `full` on.
+    save_full: bool = False
+
+    def save_pretrained(self, save_directory: str | os.PathLike, full: bool | None = None, **kwargs: Any) -> None:
+        """By default only the trained tensors (the projection, a few MB) and a config naming the encoder
+        and the LM; `full=True` (or `save_full`) writes every weight."""
+        full = self.save_full if full is None else full
         self.config.saved_parts = "full" if full else "adapter"
         if not full:
-            state_dict = kwargs.pop("state_dict", None) or self.state_dict()
-            kwargs["state_dict"] = {k: v for k, v in state_dict.items() if k.startswith(PROJECTION_PREFIX)}
+            kwargs["state_dict"] = adapter_state_dict(kwargs.pop("state_dict", None) or self.state_dict(), self.config)
         super().save_pretrained(save_directory, **kwargs)
 
     def push_to_hub(self, repo_id: str, *args: Any, full: bool = False, **kwargs: Any) -> Any:
         """transformers' push_to_hub, in the adapter form by default or with every weight (`full=True`)."""
-        # push_to_hub saves through self.save_pretrained and has no way to pass `full` on.
-        self.save_pretrained = functools.partial(type(self).save_pretrained, self, full=full)
+        previous, self.save_full = self.save_full, full
         try:
             return super().push_to_hub(repo_id, *args, **kwargs)
         finally:
-            del self.save_pretrained
+            self.save_full = previous
 
     @classmethod
     def from_pretrained(
@@ -263,28 +239,13 @@ class LimberForCausalLM(PreTrainedModel):
         image_encoder: nn.Module | None = None, language_model: PreTrainedModel | None = None, **kwargs: Any,
     ) -> "LimberForCausalLM":
         """Loads both forms. An adapter loads its encoder and LM from the sources its config names,
-        or from the `image_encoder` / `language_model` given here."""
+        or from the `image_encoder` / `language_model` given here. Code shipped in the folder (for a
+        part transformers does not know) runs only with `trust_remote_code=True`."""
         config = kwargs.pop("config", None)
         # Not isinstance(LimberConfig): remote code loaded from a local folder gives the config its own module.
         if not isinstance(config, PretrainedConfig):
-            config = LimberConfig.from_pretrained(config or pretrained_model_name_or_path, **hub_options(kwargs))
+            config = LimberConfig.from_pretrained(config or pretrained_model_name_or_path, **hub_options(kwargs),
+                                                  trust_remote_code=kwargs.get("trust_remote_code"))
         if getattr(config, "saved_parts", "full") == "full":
             return super().from_pretrained(pretrained_model_name_or_path, *args, config=config, **kwargs)
-        # The parts live elsewhere: the options that locate this folder (revision, subfolder) are not theirs.
-        part_kwargs = {k: v for k, v in kwargs.items()
-                       if k not in ("revision", "subfolder", "adapter_kwargs", "code_revision")}
-        if image_encoder is None:
-            if not config.vision_source:
-                raise ValueError("This LiMBeR adapter names no image encoder: pass image_encoder= to from_pretrained.")
-            image_encoder = load_image_encoder(config.vision_source, config, **hub_options(part_kwargs))
-        if language_model is None:
-            if not config.text_source:
-                raise ValueError("This LiMBeR adapter names no language model: pass language_model= to from_pretrained.")
-            language_model = AutoModelForCausalLM.from_pretrained(config.text_source, *args, **part_kwargs)
-        model = cls(config, image_encoder=vision_part(image_encoder), language_model=language_model)
-        weights = load_file(cached_file(str(pretrained_model_name_or_path), "model.safetensors", **hub_options(kwargs)))
-        model.load_state_dict(weights, strict=False)
-        missing = {k for k in model.state_dict() if k.startswith(PROJECTION_PREFIX)} - set(weights)
-        if missing:
-            raise ValueError(f"{Path(pretrained_model_name_or_path)} lacks projection weights {sorted(missing)}.")
-        return model.eval()
+        return load_adapter(cls, pretrained_model_name_or_path, config, image_encoder, language_model, *args, **kwargs)

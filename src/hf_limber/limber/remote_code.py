@@ -7,7 +7,8 @@ files it imports as `from .name import ...` from its own folder. Two things that
   config copies it with `save_part_code` and names it in the part's nested config (`auto_map`);
   on load, `register_part_code` registers those classes with the Auto classes before the nested
   config is built, so everything downstream (AutoConfig.for_model, AutoModel.from_config) works
-  as it does with hf_limber installed;
+  as it does with hf_limber installed. Registering runs the shipped code, so it happens only with
+  `trust_remote_code=True` (or when this very code was itself loaded as trusted remote code);
 - code a module takes from another hf_limber sub-package (the processor's image helpers from
   `hf_limber.images`): `copy_code` puts it into the flat folder.
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ import transformers
 from transformers import AutoConfig, PretrainedConfig
 from transformers.dynamic_module_utils import get_class_from_dynamic_module, get_relative_imports
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+from transformers.utils.hub import TRANSFORMERS_DYNAMIC_MODULE_NAME
 
 # What locates a saved folder on the Hub and in the cache; the rest of `from_pretrained`'s options
 # (dtype, ...) are for the model.
@@ -56,26 +59,38 @@ def copy_code(folder: str | os.PathLike, *module_files: str | os.PathLike) -> No
                     if (source.parent / f"{name}.py").exists()]
 
 
-def save_part_code(folder: str | os.PathLike, part_config: PretrainedConfig | None, auto_class: type) -> None:
+class RemoteCodeNotTrusted(ValueError):
+    """A saved folder ships Python code for one of its parts and the caller did not say to trust it."""
+
+
+def runs_as_remote_code(cls: type) -> bool:
+    """Whether `cls` was itself loaded from a saved folder's code (which took `trust_remote_code=True`)."""
+    return cls.__module__.split(".", 1)[0] == TRANSFORMERS_DYNAMIC_MODULE_NAME
+
+
+def save_part_code(folder: str | os.PathLike, part_config: PretrainedConfig | None, auto_name: str,
+                   model_mapping: Mapping[type, type]) -> None:
     """Copy the code of a part whose classes were registered for sharing (`register_for_auto_class`,
     as hf_limber's CLIP classes are) and name it in the part's config; transformers' own classes need
-    nothing."""
+    nothing. `model_mapping` is the Auto class's public mapping (MODEL_MAPPING for AutoModel, ...)."""
     if part_config is None:
         return
     config_class = type(part_config)
-    model_class = auto_class._model_mapping.get(config_class, None)
+    model_class = model_mapping.get(config_class, None)
     if getattr(config_class, "_auto_class", None) is None or getattr(model_class, "_auto_class", None) is None:
         return
     part_config.auto_map = {
         "AutoConfig": f"{module_file(config_class).stem}.{config_class.__name__}",
-        auto_class.__name__: f"{module_file(model_class).stem}.{model_class.__name__}",
+        auto_name: f"{module_file(model_class).stem}.{model_class.__name__}",
     }
     copy_code(folder, module_file(config_class), module_file(model_class))
 
 
-def register_part_code(config_dict: dict[str, Any], source: str | os.PathLike, **hub_kwargs: Any) -> None:
+def register_part_code(config_dict: dict[str, Any], source: str | os.PathLike, trust_remote_code: bool = False,
+                       **hub_kwargs: Any) -> None:
     """Register the code a saved folder carries for each part whose model type transformers does not
-    know (hf_limber is not installed), before the nested configs are built from `config_dict`."""
+    know (hf_limber is not installed), before the nested configs are built from `config_dict`.
+    Importing that code runs it: without `trust_remote_code` nothing is imported and the load is refused."""
     for key in ("vision_config", "text_config"):
         part = config_dict.get(key) or {}
         model_type = part.get("model_type")
@@ -86,6 +101,13 @@ def register_part_code(config_dict: dict[str, Any], source: str | os.PathLike, *
             raise ValueError(
                 f"{source}: its {key} is a {model_type!r} model, which transformers does not know, and the folder "
                 "carries no code for it. Install the package that defines it (hf_limber for limber_clip_* models)."
+            )
+        if not trust_remote_code:
+            files = sorted({reference.split(".")[0] + ".py" for reference in auto_map.values()})
+            raise RemoteCodeNotTrusted(
+                f"{source}: its {key} is a {model_type!r} model whose code ships with the folder ({', '.join(files)}); "
+                "loading it would run that code. Pass trust_remote_code=True (hf-limber: --trust-remote-code) only "
+                "if you trust this source, or install the package that defines the model."
             )
         # The config class first: the model's module imports it and must find the same class.
         config_class = get_class_from_dynamic_module(auto_map.pop("AutoConfig"), source, **hub_kwargs)
