@@ -42,6 +42,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 HUB_ID = re.compile(r"[\w][\w.-]*/[\w][\w.-]*")
 
 DECODING_MODES = ("greedy", "beam search", "sampling")
+# Code shipped inside a model folder or Hub repo runs only when whoever starts the Space opts in.
+TRUST_REMOTE_CODE_ENV = "HF_LIMBER_TRUST_REMOTE_CODE"
 
 T = TypeVar("T")
 
@@ -139,16 +141,23 @@ class GalleryIndex:
     caption_embeds: torch.Tensor
 
 
+def trust_remote_code() -> bool:
+    """Whether the Space may run Python shipped with the models it loads: only when
+    HF_LIMBER_TRUST_REMOTE_CODE=1 is set, never for whatever Hub id the Space is pointed at."""
+    return os.environ.get(TRUST_REMOTE_CODE_ENV, "") == "1"
+
+
 def load_clip(location: Path | str) -> Clip:
     from transformers import AutoModel, AutoProcessor
 
-    model = AutoModel.from_pretrained(location).eval()
-    processor = AutoProcessor.from_pretrained(location)
+    model = AutoModel.from_pretrained(location, trust_remote_code=trust_remote_code()).eval()
+    processor = AutoProcessor.from_pretrained(location, trust_remote_code=trust_remote_code())
     return Clip(model, processor, ZeroShotClassifier(model, processor, templates="simple"))
 
 
 def load_limber(location: Path | str) -> Limber:
-    return Limber(LimberForCausalLM.from_pretrained(location).eval(), LimberProcessor.from_pretrained(location))
+    model = LimberForCausalLM.from_pretrained(location, trust_remote_code=trust_remote_code()).eval()
+    return Limber(model, LimberProcessor.from_pretrained(location))
 
 
 def load_gallery(location: Path | str, size: int = GALLERY_SIZE) -> Gallery:

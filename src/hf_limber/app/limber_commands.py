@@ -26,6 +26,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     caption.add_argument("images", nargs="+", type=Path)
     caption.add_argument("--max-new-tokens", type=int, default=20)
     caption.add_argument("--num-beams", type=int, default=1)
+    add_trust_argument(caption)
     caption.set_defaults(run=run_caption)
 
     evaluate = subparsers.add_parser(
@@ -44,6 +45,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--max-new-tokens", type=int, default=24)
     evaluate.add_argument("--num-beams", type=int, default=1)
     evaluate.add_argument("--out", type=Path, default=None, help="report folder (default: MODEL/eval-SPLIT)")
+    add_trust_argument(evaluate)
     add_card_arguments(evaluate)
     evaluate.set_defaults(run=run_evaluate)
 
@@ -60,6 +62,11 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     assets.add_argument("name", choices=["smollm2"])
     assets.add_argument("out", type=Path, nargs="?", default=Path("assets/smollm2-135m-instruct"))
     assets.set_defaults(run=run_assets)
+
+
+def add_trust_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--trust-remote-code", action="store_true",
+                        help="run Python code shipped in the model folder (only for sources you trust)")
 
 
 def _recipe(path: Path, overrides: list[str]):
@@ -94,7 +101,7 @@ def run_caption(args: argparse.Namespace) -> int:
     from ..limber.modeling_limber import LimberForCausalLM
     from ..limber.processing_limber import LimberProcessor
 
-    model = LimberForCausalLM.from_pretrained(args.model)
+    model = LimberForCausalLM.from_pretrained(args.model, trust_remote_code=args.trust_remote_code)
     processor = LimberProcessor.from_pretrained(args.model)
     batch = processor(images=[str(path) for path in args.images])
     tokens = model.generate(**batch, max_new_tokens=args.max_new_tokens, num_beams=args.num_beams, do_sample=False)
@@ -124,7 +131,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from ..limber.modeling_limber import LimberForCausalLM
     from ..limber.processing_limber import LimberProcessor
 
-    model = LimberForCausalLM.from_pretrained(args.model)
+    model = LimberForCausalLM.from_pretrained(args.model, trust_remote_code=args.trust_remote_code)
     processor = LimberProcessor.from_pretrained(args.model)
     dataset_dict = load_from_disk(str(args.dataset))
     settings = LimberEvalSettings(split=args.split or "validation", num_examples=args.num_examples,
