@@ -91,3 +91,46 @@ def test_the_space_trusts_shipped_code_only_when_told(tmp_path, monkeypatch):
     assert not marker.exists()
     monkeypatch.setenv(serving.TRUST_REMOTE_CODE_ENV, "1")
     assert isinstance(services.limber.get().model, LimberForCausalLM) and marker.exists()
+
+
+def adapter_folder(root: Path) -> tuple[LimberForCausalLM, Path]:
+    encoder, lm = image_encoder("hf-clip"), language_model("llama")
+    encoder.save_pretrained(root / "encoder")
+    lm.save_pretrained(root / "lm")
+    model = LimberForCausalLM.from_parts(root / "encoder", root / "lm")
+    model.save_pretrained(root / "adapter")
+    return model, root / "adapter"
+
+
+def test_an_adapter_cannot_overwrite_the_frozen_parts(tmp_path):
+    model, folder = adapter_folder(tmp_path)
+    weights = load_file(folder / "model.safetensors")
+    assert set(weights) == {"projection.weight", "projection.bias"}
+    poisoned = {**weights, "language_model.lm_head.weight": torch.zeros_like(model.language_model.lm_head.weight)}
+    save_file(poisoned, folder / "model.safetensors")
+    with pytest.raises(ValueError, match=r"language_model\.lm_head\.weight") as refused:
+        LimberForCausalLM.from_pretrained(folder)
+    assert "does not train" in str(refused.value)
+
+    save_file({"projection.weight": weights["projection.weight"]}, folder / "model.safetensors")
+    with pytest.raises(ValueError, match=r"projection\.bias"):
+        LimberForCausalLM.from_pretrained(folder)
+
+
+def test_an_adapter_trained_with_its_image_encoder_carries_and_loads_it(tmp_path):
+    model, folder = adapter_folder(tmp_path)
+    with torch.no_grad():
+        model.image_encoder.post_layernorm.weight.fill_(3.0)
+    model.config.train_image_encoder = True
+    model.save_pretrained(folder)
+    saved = load_file(folder / "model.safetensors")
+    assert any(name.startswith("image_encoder.") for name in saved)
+    assert not any(name.startswith("language_model.") for name in saved)
+    loaded = LimberForCausalLM.from_pretrained(folder)
+    assert torch.all(loaded.image_encoder.post_layernorm.weight == 3.0)
+
+    config = json.loads((folder / "config.json").read_text())
+    config.pop("train_image_encoder")
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=r"image_encoder\."):
+        LimberForCausalLM.from_pretrained(folder)
