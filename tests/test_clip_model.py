@@ -109,6 +109,16 @@ def test_overlong_text_and_wrong_pixels_fail_clearly():
         model(input_ids=torch.zeros(1, 4, dtype=torch.long))
 
 
+def test_unequal_text_and_image_counts_with_a_loss_fail_clearly():
+    model = ClipModel(ClipConfig.from_preset("tiny-vit"))
+    texts, images = random_inputs(model.config, batch=3), random_inputs(model.config, batch=2)
+    inputs = {"input_ids": texts["input_ids"], "attention_mask": texts["attention_mask"],
+              "pixel_values": images["pixel_values"]}
+    with pytest.raises(ValueError, match="3 texts and 2 images"):
+        model(**inputs, return_loss=True)
+    assert model(**inputs).logits_per_image.shape == (2, 3)  # without a loss, any counts can be scored
+
+
 def test_initialisation_follows_the_paper():
     config = ClipConfig.from_preset("tiny-resnet")
     model = ClipModel(config)

@@ -137,3 +137,25 @@ def test_a_datasets_column_is_a_batch(clip_tokenizer):
     rows = Dataset.from_dict({"image": [_image("RGB"), _image("L")], "caption": ["a cat", "a dog"]})
     batch = processor(text=rows["caption"], images=rows["image"])
     assert batch["pixel_values"].shape == (2, 3, 32, 32) and batch["input_ids"].shape[0] == 2
+
+
+@pytest.mark.parametrize("bad, named", [
+    (None, r"text\[1\] is None"),
+    (b"a dog", r"text\[1\] is bytes"),
+    ("a \ud800 dog", r"text\[1\] holds a lone surrogate"),
+    (3, r"text\[1\] is int"),
+])
+def test_non_string_text_fails_naming_the_item(clip_tokenizer, bad, named):
+    processor = ClipProcessor.for_config(ClipConfig.from_preset("tiny-vit"), clip_tokenizer)
+    with pytest.raises(ValueError, match=named):
+        processor(text=["a cat", bad, "a bird"])
+
+
+def test_one_bad_text_and_empty_inputs_fail_clearly(clip_tokenizer):
+    processor = ClipProcessor.for_config(ClipConfig.from_preset("tiny-vit"), clip_tokenizer)
+    with pytest.raises(ValueError, match="text is bytes"):
+        processor(text=b"a cat")
+    with pytest.raises(ValueError, match=r"images=\[\] holds no image"):
+        processor(images=[])
+    with pytest.raises(ValueError, match=r"text=\[\] holds no text"):
+        processor(text=[])

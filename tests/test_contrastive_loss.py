@@ -98,6 +98,25 @@ def test_mismatched_inputs_are_rejected() -> None:
         loss(torch.randn(4, 8), torch.randn(4, 8), torch.ones(2))
 
 
+@pytest.mark.parametrize("mode", ["global", "local", "chunked"])
+def test_non_finite_inputs_are_named_not_returned_as_nan(mode: str) -> None:
+    loss = ContrastiveLoss(mode, block_size=2)
+    image, text = F.normalize(torch.randn(4, 8), dim=1), F.normalize(torch.randn(4, 8), dim=1)
+    with pytest.raises(ValueError, match=r"NaN or inf in image_embeds in row\(s\) \[2\]"):
+        loss(image.index_fill(0, torch.tensor([2]), float("nan")), text, torch.tensor(10.0))
+    with pytest.raises(ValueError, match="NaN or inf in text_embeds"):
+        loss(image, text.index_fill(1, torch.tensor([0]), float("inf")), torch.tensor(10.0))
+    with pytest.raises(ValueError, match="NaN or inf in logit_scale_multiplier"):
+        loss(image, text, torch.tensor(float("nan")))
+    assert torch.isfinite(loss(image, text, torch.tensor(10.0)))
+
+
+@pytest.mark.parametrize("mode", ["global", "local", "chunked"])
+def test_an_empty_batch_fails_clearly(mode: str) -> None:
+    with pytest.raises(ValueError, match="empty batch"):
+        ContrastiveLoss(mode)(torch.zeros(0, 8), torch.zeros(0, 8), torch.tensor(10.0))
+
+
 class _LargestTensor(TorchDispatchMode):
     """Records the element count of the largest tensor any aten op produces (forward and backward)."""
 

@@ -303,6 +303,12 @@ class ClipModel(ClipPreTrainedModel):
                 "ClipModel.forward needs both input_ids and pixel_values; use get_text_features or "
                 "get_image_features to embed one modality."
             )
+        if return_loss and input_ids.shape[0] != pixel_values.shape[0]:
+            raise ValueError(
+                f"return_loss=True needs (image, text) pairs, got {input_ids.shape[0]} texts and "
+                f"{pixel_values.shape[0]} images: pass one text per image (row i of each is a pair), or leave "
+                "return_loss unset to score every text against every image."
+            )
         text_out = self.text_model(input_ids, attention_mask, output_hidden_states)
         vision_out = self.vision_model(pixel_values, output_hidden_states)
         text_embeds = F.normalize(self.text_projection(text_out.pooler_output), dim=-1)

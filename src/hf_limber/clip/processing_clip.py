@@ -12,7 +12,7 @@ import os
 import shutil
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,36 @@ def __getattr__(name: str) -> Any:
 def clean_text(text: str) -> str:
     """Undo HTML escaping (twice, for doubly-escaped web captions), as CLIP's own tokenizer does."""
     return html.unescape(html.unescape(text)).strip()
+
+
+def clean_texts(text: str | Sequence[str]) -> str | list[str]:
+    """`clean_text` of one text or each of a sequence, after checking that each is text the tokenizer can
+    encode; anything else is a ValueError naming the item and its index (the tokenizer's own errors
+    name neither)."""
+    if isinstance(text, str):
+        return clean_text(_checked_text(text, "text"))
+    if isinstance(text, (bytes, bytearray)) or not isinstance(text, Iterable):
+        _checked_text(text, "text")  # raises, naming what was passed
+    texts = list(text)
+    if not texts:
+        raise ValueError("text=[] holds no text: pass at least one string, or leave text unset for images only.")
+    return [clean_text(_checked_text(item, f"text[{index}]")) for index, item in enumerate(texts)]
+
+
+def _checked_text(item: Any, name: str) -> str:
+    if isinstance(item, (bytes, bytearray)):
+        raise ValueError(f"{name} is {type(item).__name__}, not str: decode it first, e.g. "
+                         "value.decode('utf-8', errors='replace').")
+    if not isinstance(item, str):
+        raise ValueError(f"{name} is {'None' if item is None else type(item).__name__}, not str: pass text "
+                         "(an empty string for no caption).")
+    try:
+        item.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise ValueError(f"{name} holds a lone surrogate at character {error.start}, which is not valid "
+                         "Unicode: decode the source with errors='replace' (or re-encode with "
+                         "'surrogatepass' and decode properly).") from None
+    return item
 
 
 def clip_image_processor(image_size: int) -> CLIPImageProcessor:
@@ -83,14 +113,16 @@ class ClipProcessor(ProcessorMixin):
             raise ValueError("ClipProcessor needs text, images or both.")
         data: dict[str, Any] = {}
         if text is not None:
-            text = clean_text(text) if isinstance(text, str) else [clean_text(t) for t in list(text)]
+            text = clean_texts(text)
             data.update(self.tokenizer(
                 text, padding=padding, padding_side="right", truncation=True, max_length=self.context_length,
                 return_tensors=return_tensors, **kwargs,
             ))
         if images is not None:
-            pixels = self.image_processor([prepare_image(image) for image in as_image_list(images)],
-                                          return_tensors=return_tensors)
+            images = as_image_list(images)
+            if not images:
+                raise ValueError("images=[] holds no image: pass at least one, or leave images unset for text only.")
+            pixels = self.image_processor([prepare_image(image) for image in images], return_tensors=return_tensors)
             data["pixel_values"] = pixels["pixel_values"]
         return BatchFeature(data=data, tensor_type=return_tensors)
 

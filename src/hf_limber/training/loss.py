@@ -102,6 +102,8 @@ class ContrastiveLoss(nn.Module):
     Inputs are ``image_embeds`` and ``text_embeds`` (b × D, L2-normalised, row i of one
     paired with row i of the other) and ``logit_scale_multiplier``, exp(logit_scale), the factor on
     the similarities (a one-element tensor carrying its gradient). Ranks may hold different b.
+    Non-finite inputs and an empty batch are errors, not a NaN loss: the check reads one scalar per
+    call, a host sync the Trainer's own NaN/inf logging filter already makes every step.
 
     Gradient convention (why the per-rank loss looks the way it does): DDP/FSDP *average*
     parameter gradients over the N ranks, and the autograd all-gather's backward *sums*
@@ -133,6 +135,13 @@ class ContrastiveLoss(nn.Module):
         return f"mode={self.mode!r}" + (f", block_size={self.block_size}" if self.mode == "chunked" else "")
 
     def forward(self, image_embeds: Tensor, text_embeds: Tensor, logit_scale_multiplier: Tensor) -> Tensor:
+        loss = self._loss(image_embeds, text_embeds, logit_scale_multiplier)
+        if not torch.isfinite(loss.detach()).item():
+            _raise_not_finite(image_embeds=image_embeds, text_embeds=text_embeds,
+                              logit_scale_multiplier=logit_scale_multiplier)
+        return loss
+
+    def _loss(self, image_embeds: Tensor, text_embeds: Tensor, logit_scale_multiplier: Tensor) -> Tensor:
         if image_embeds.ndim != 2 or image_embeds.shape != text_embeds.shape:
             raise ValueError(
                 "image_embeds and text_embeds must both be (batch, dim) with row i of one paired to row i of "
@@ -151,6 +160,9 @@ class ContrastiveLoss(nn.Module):
             all_images = all_gather_with_grad(image_embeds, sizes, self.group)
             all_texts = all_gather_with_grad(text_embeds, sizes, self.group)
         global_batch, first_row = sum(sizes), sum(sizes[:rank])
+        if global_batch == 0:
+            raise ValueError("ContrastiveLoss got an empty batch (0 image-text pairs): the loss needs at least one "
+                             "pair; check that the data loader yields rows (a filter or a wrong split can empty it).")
 
         if self.mode == "global":
             logits = scale * all_images @ all_texts.mT
@@ -175,3 +187,18 @@ class ContrastiveLoss(nn.Module):
         dist.all_reduce(global_value, group=self.group)
         return loss + (global_value / global_batch - loss.detach())
 
+
+def _raise_not_finite(**inputs: Tensor) -> None:
+    """Name the input that made the loss NaN or infinite (or say that none of this process's did)."""
+    for name, value in inputs.items():
+        bad = ~torch.isfinite(value.detach())
+        if bad.any():
+            where = f" in row(s) {bad.nonzero()[:, 0].unique()[:5].tolist()}" if value.ndim == 2 else ""
+            raise ValueError(
+                f"ContrastiveLoss got NaN or inf in {name}{where}: the loss would be NaN. Usually the model "
+                "diverged (lower the learning rate, use bf16 instead of fp16) or an input image or text is corrupt."
+            )
+    raise ValueError(
+        "ContrastiveLoss is not finite although this process's inputs are: another process's features hold NaN "
+        "or inf, or logit_scale_multiplier is so large that the logits overflow (clamp_logit_scale_ caps it)."
+    )
