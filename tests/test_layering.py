@@ -33,13 +33,11 @@ LAYERS = {
 
 # Old module paths kept for users after a move; they reach the new place lazily (`_deprecated.moved_module`)
 # and nothing in the package imports them.
-DEPRECATED_SHIMS = {"hf_limber.limber.training", "hf_limber.limber.compare", "hf_limber.limber.questions"}
+DEPRECATED_SHIMS = {"hf_limber.limber.training", "hf_limber.limber.compare", "hf_limber.limber.questions",
+                    "hf_limber.hub.commands"}
 
 # Imports of a higher layer still to remove, each with the file to change.
-TODO_UPWARD = {
-    ("hf_limber.hub.space", "hf_limber"): "TODO(hub/space.py): it reads the package's folder and version from the "
-                                          "facade; building the Space is an app-level driver and belongs in app/",
-}
+TODO_UPWARD: dict[tuple[str, str], str] = {}
 
 # Third-party packages imported inside functions: optional extras, or slow to import where the module
 # itself must stay light.
@@ -70,7 +68,7 @@ STARTUP = {
     "hf_limber.app.limber_commands": "hf-limber --help stays fast",
     "hf_limber.app.training_commands": "hf-limber --help stays fast",
     "hf_limber.app.data_commands": "hf-limber --help stays fast",
-    "hf_limber.hub.commands": "hf-limber --help stays fast",
+    "hf_limber.app.hub_commands": "hf-limber --help stays fast",
     "hf_limber.quickstart": "hf-limber --help stays fast (TODO: owned by another change; it imports its stages lazily)",
     "hf_limber.data.emoji": "`import hf_limber.data` stays light (the CLI imports it); TODO: data/card.py could "
                             "import at the top once data/emoji.py settles",
@@ -81,7 +79,6 @@ STARTUP = {
 TODO_LOCAL = {
     ("hf_limber.evaluation.clip_report", "hf_limber.evaluation.clip_plots"): "matplotlib only when plots are drawn",
     ("hf_limber.evaluation.limber_report", "hf_limber.evaluation.limber_plots"): "matplotlib only when plots are drawn",
-    ("hf_limber.hub.cards", "hf_limber.data.sources"): "TODO(hub/cards.py): the artwork licences for a data card",
 }
 
 

@@ -14,7 +14,7 @@ COMMAND_MODULES = (
     "hf_limber.app.training_commands",
     "hf_limber.app.data_commands",
     "hf_limber.quickstart",
-    "hf_limber.hub.commands",
+    "hf_limber.app.hub_commands",
 )
 
 

@@ -22,6 +22,7 @@ from safetensors import safe_open
 from transformers import AutoConfig
 
 from ..citations import CITATIONS
+from ..data.sources import candidate_sources
 
 KINDS = {"limber_clip": "clip", "limber": "limber"}  # config.json model_type -> kind
 PIPELINE_TAGS = {"clip": "zero-shot-image-classification", "limber": "image-to-text"}
@@ -214,8 +215,6 @@ def _usage_section(kind: str, repo_id: str) -> str:
 
 
 def _licences_section(styles: Sequence[str]) -> str:
-    from ..data.sources import candidate_sources
-
     sources = candidate_sources("/nonexistent")  # only the licence of each style is read here
     credits: dict[str, list[str]] = {}
     for style in styles:

@@ -1,88 +1,22 @@
-"""`hf-limber space build OUT`: the demo Space as a folder a Hugging Face Space can run.
-
-hf_limber is not on PyPI, and a Space installs `requirements.txt` before it copies the rest of the
-repository, so neither a git URL of an unknown host nor a wheel inside the Space can serve the
-package. The build copies the package source beside `app.py` (Python finds it there, as the app's
-folder is on the path) and writes `requirements.txt` from the package's own dependencies and its
-`demo` extra, so the Space installs exactly what the package declares, from PyPI.
-"""
+"""What a built Space folder consists of: the files `hf-limber space build` (`hf_limber.app.space_build`) writes
+and `hf-limber push` uploads, and the marker that tells the two a folder is such a build."""
 
 from __future__ import annotations
 
-import json
-import os
-import re
-import shutil
-import tempfile
-import tomllib
-from pathlib import Path
+from typing import Any
 
-import hf_limber
+from .._deprecated import moved_module
 
 SPACE_FILES = ("app.py", "serving.py", "README.md")
 # Written by the build: the Space's models (read by serving.py when no environment variable names them).
 SPACE_MODELS_FILE = "space_models.json"
 BUILD_MARKER = ".hf_limber_space"  # tells a later build that OUT is a folder it may replace
 
-
-def source_tree() -> Path:
-    """The repository the installed package was built from (an editable install or a clone)."""
-    root = Path(hf_limber.__file__).resolve().parents[2]
-    if not (root / "pyproject.toml").is_file() or not (root / "spaces" / "demo" / "app.py").is_file():
-        raise FileNotFoundError(
-            f"The Space is built from a clone of the hf_limber repository, and {root} is not one: clone it, "
-            "install it with `pip install -e .` and run `hf-limber space build` there."
-        )
-    return root
+# The build reads the repository (an application's job) and moved to hf_limber.app.space_build.
+_MOVED = ("build_space", "source_tree", "space_requirements")
 
 
-def space_requirements(root: Path) -> list[str]:
-    """The package's dependencies plus its `demo` extra, as requirement lines."""
-    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
-    return [*project["dependencies"], *project["optional-dependencies"]["demo"]]
-
-
-def build_space(
-    out: str | os.PathLike[str], clip: str | None = None, limber: str | None = None, gallery: str | None = None
-) -> Path:
-    """Write the Space into ``out``; returns it.
-
-    ``clip``, ``limber`` and ``gallery`` are Hub ids (or paths inside the Space) of the models and
-    the gallery dataset it serves; unset ones fall back to the environment variables the app reads.
-    ``out`` must be new, empty, or an earlier build: the new build is complete before it replaces it.
-    """
-    out = Path(out)
-    if out.exists() and any(out.iterdir()) and not (out / BUILD_MARKER).exists():
-        raise FileExistsError(f"{out} holds files that are not an earlier Space build: pass a new or empty folder.")
-    root = source_tree()
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent if out.parent.exists() else None))
-    try:
-        for name in SPACE_FILES:
-            shutil.copy2(root / "spaces" / "demo" / name, staging / name)
-        shutil.copytree(root / "src" / "hf_limber", staging / "hf_limber",
-                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        shutil.copytree(root / "modeling", staging / "hf_limber" / "modeling")  # as the wheel ships the presets
-        requirements = space_requirements(root)
-        gradio_pin = _sdk_version(root / "spaces" / "demo" / "README.md")
-        requirements = [r for r in requirements if not re.match(r"gradio\b", r)] + [f"gradio=={gradio_pin}"]
-        (staging / "requirements.txt").write_text(
-            "# Written by `hf-limber space build`: hf_limber's own dependencies and its demo extra; the package\n"
-            "# source is in ./hf_limber. gradio is pinned to the README's sdk_version.\n" + "\n".join(requirements) + "\n"
-        )
-        models = {key: value for key, value in {"HF_LIMBER_CLIP": clip, "HF_LIMBER_LIMBER": limber,
-                                                 "HF_LIMBER_GALLERY": gallery}.items() if value}
-        (staging / SPACE_MODELS_FILE).write_text(json.dumps(models, indent=2) + "\n")
-        (staging / BUILD_MARKER).write_text(f"hf_limber {hf_limber.__version__}\n")
-        if out.exists():
-            shutil.rmtree(out)
-        staging.rename(out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return out
-
-
-def _sdk_version(readme: Path) -> str:
-    match = re.search(r"^sdk_version:\s*(\S+)", readme.read_text(), re.MULTILINE)
-    if match is None:
-        raise ValueError(f"{readme} has no sdk_version in its front matter: the Space's gradio needs a pin.")
-    return match[1]
+def __getattr__(name: str) -> Any:
+    if name in _MOVED:
+        return moved_module(__name__, "hf_limber.app.space_build")(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
