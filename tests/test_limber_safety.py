@@ -78,11 +78,16 @@ def test_a_folders_own_code_never_runs_unless_trusted(tmp_path):
     assert main(["caption", str(folder), str(image), "--max-new-tokens", "2", "--trust-remote-code"]) == 0
 
 
-def test_the_space_trusts_shipped_code_only_when_told(tmp_path, monkeypatch):
+def load_serving(monkeypatch):
     spec = importlib.util.spec_from_file_location("space_serving", SERVING)
     serving = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, spec.name, serving)  # its dataclasses look their module up there
     spec.loader.exec_module(serving)
+    return serving
+
+
+def test_the_space_trusts_shipped_code_only_when_told(tmp_path, monkeypatch):
+    serving = load_serving(monkeypatch)
     folder, marker = malicious_folder(tmp_path, "innocent_space")
     monkeypatch.delenv(serving.TRUST_REMOTE_CODE_ENV, raising=False)
     services = serving.Services(str(tmp_path / "no-clip"), str(folder), str(tmp_path / "no-gallery"))
@@ -134,3 +139,69 @@ def test_an_adapter_trained_with_its_image_encoder_carries_and_loads_it(tmp_path
     (folder / "config.json").write_text(json.dumps(config))
     with pytest.raises(ValueError, match=r"image_encoder\."):
         LimberForCausalLM.from_pretrained(folder)
+
+
+# -- text: only the images passed make image slots; long text fits the LM -------------------------------------
+
+
+def tiny(lm_kind: str = "llama") -> tuple[LimberForCausalLM, LimberProcessor]:
+    model = LimberForCausalLM.from_parts(image_encoder("clip-resnet"), language_model(lm_kind)).eval()
+    return model, LimberProcessor.for_model(model, word_tokenizer())
+
+
+def picture(colour: str = "red") -> Image.Image:
+    return Image.new("RGB", (48, 48), colour)
+
+
+def test_a_typed_image_marker_is_plain_text():
+    from hf_limber.evaluation.questions import answer_questions, question_prompt
+
+    model, processor = tiny()
+    k = model.config.num_image_tokens
+    prompt = question_prompt("what is <image> ?", [("how many <image> ?", "two <image>")])
+    assert prompt.count("<image>") == 2
+    batch = processor(images=[picture(), picture("blue")], text=[prompt])
+    assert (batch["input_ids"] == model.config.image_token_id).sum().item() == 2 * k
+    (answer,) = answer_questions(model, processor, [picture()], ["what <image><image> is there ?"], max_new_tokens=2)
+    assert isinstance(answer, str)
+
+
+def test_markers_that_do_not_match_the_images_are_refused_before_generation():
+    from hf_limber.limber.processing_limber import ImageSlotMismatch
+
+    _, processor = tiny()
+    with pytest.raises(ImageSlotMismatch, match="places 2 image.*but 1 image"):
+        processor(images=[picture()], text="<image>a cat <image>")
+    with pytest.raises(ImageSlotMismatch, match="places 1 image.*but 2 image"):
+        processor(images=[picture(), picture()], text=["a cat"])
+
+
+def test_the_space_answers_a_question_that_types_the_marker(tmp_path, monkeypatch):
+    serving = load_serving(monkeypatch)
+    model, processor = tiny()
+    model.save_pretrained(tmp_path / "limber", full=True)
+    processor.save_pretrained(tmp_path / "limber")
+    services = serving.Services(str(tmp_path / "no-clip"), str(tmp_path / "limber"), str(tmp_path / "no-gallery"))
+    assert isinstance(services.answer(picture(), "what is <image> <image> ?"), str)
+    assert isinstance(services.caption(picture(), max_new_tokens=2), str)
+    monkeypatch.setattr(serving, "answer_questions", lambda *args, **kwargs: processor(images=[picture()], text=["<image><image>"]))
+    with pytest.raises(serving.BadInput, match="places 2 image"):
+        services.answer(picture(), "what is it ?")
+
+
+@pytest.mark.parametrize("lm_kind", ["gpt2", "llama"])
+def test_over_long_text_is_cut_to_the_lms_context_with_a_warning(lm_kind):
+    from hf_limber.evaluation.questions import answer_questions
+
+    model, processor = tiny(lm_kind)
+    context = model.config.text_config.max_position_embeddings  # 256 positions
+    assert processor.context_length == context
+    question = " ".join(["red cat"] * 5_000)
+    with pytest.warns(UserWarning, match=f"cut to fit the LM's context of {context} positions"):
+        batch = processor(images=[picture()], text=f"q : {question} a :", max_new_tokens=8)
+    assert batch["input_ids"].shape[1] == context - 8
+    assert (batch["input_ids"] == model.config.image_token_id).sum().item() == model.config.num_image_tokens
+    assert processor.tokenizer.decode(batch["input_ids"][0, -3:]).split() == ["cat", "a", ":"]  # the end is kept
+    with pytest.warns(UserWarning, match="cut to fit"):
+        (answer,) = answer_questions(model, processor, [picture()], [question], max_new_tokens=8)
+    assert isinstance(answer, str)

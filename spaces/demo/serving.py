@@ -14,7 +14,8 @@ import json
 import os
 import re
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -27,6 +28,7 @@ from hf_limber import LimberForCausalLM, LimberProcessor
 from hf_limber.images import open_image, to_rgb
 from hf_limber.evaluation import ZeroShotClassifier, embed_images, embed_texts, top_matches
 from hf_limber.evaluation.questions import answer_questions
+from hf_limber.limber.processing_limber import ImageSlotMismatch, lm_context_length
 
 # Where each part comes from: (environment variable, default). The defaults are the folders
 # `hf-limber quickstart` writes.
@@ -72,6 +74,15 @@ def resolve(location: str) -> Path | str | None:
         if candidate.exists():
             return candidate
     return location if HUB_ID.fullmatch(location) else None
+
+
+@contextmanager
+def image_slots_checked() -> Iterator[None]:
+    """A text that places a different number of images than were given is the user's to fix, not a crash."""
+    try:
+        yield
+    except ImageSlotMismatch as error:
+        raise BadInput(str(error)) from None
 
 
 class Lazy(Generic[T]):
@@ -217,16 +228,19 @@ class Services:
     def caption(self, image: Image.Image, decoding: str = "greedy", num_beams: int = 3, temperature: float = 0.7,
                 top_p: float = 0.9, max_new_tokens: int = 20) -> str:
         limber = self.limber.get()
-        batch = limber.processor(images=[image])
-        tokens = limber.model.generate(**batch, max_new_tokens=int(max_new_tokens), **decoding_options(
-            decoding, num_beams, temperature, top_p))
+        options = decoding_options(decoding, num_beams, temperature, top_p)
+        with image_slots_checked():
+            batch = limber.processor(images=[image], max_new_tokens=int(max_new_tokens),
+                                     context_length=lm_context_length(limber.model.config))
+        tokens = limber.model.generate(**batch, max_new_tokens=int(max_new_tokens), **options)
         return limber.processor.decode_captions(tokens)[0]
 
     def answer(self, image: Image.Image, question: str) -> str:
         if not question.strip():
             raise BadInput("No question given: ask something about the picture, such as 'What color is it?'.")
         limber = self.limber.get()
-        return answer_questions(limber.model, limber.processor, [image], [question.strip()])[0]
+        with image_slots_checked():
+            return answer_questions(limber.model, limber.processor, [image], [question.strip()])[0]
 
     def images_for_text(self, query: str, k: int = 8) -> list[tuple[Image.Image, str]]:
         """The gallery's `k` images nearest to a text, each with its caption."""

@@ -99,11 +99,12 @@ def run_cache(args: argparse.Namespace) -> int:
 
 def run_caption(args: argparse.Namespace) -> int:
     from ..limber.modeling_limber import LimberForCausalLM
-    from ..limber.processing_limber import LimberProcessor
+    from ..limber.processing_limber import LimberProcessor, lm_context_length
 
     model = LimberForCausalLM.from_pretrained(args.model, trust_remote_code=args.trust_remote_code)
     processor = LimberProcessor.from_pretrained(args.model)
-    batch = processor(images=[str(path) for path in args.images])
+    batch = processor(images=[str(path) for path in args.images], max_new_tokens=args.max_new_tokens,
+                      context_length=lm_context_length(model.config))
     tokens = model.generate(**batch, max_new_tokens=args.max_new_tokens, num_beams=args.num_beams, do_sample=False)
     for path, text in zip(args.images, processor.decode_captions(tokens)):
         print(f"{path}\t{model.config.prompt} {text}")

@@ -6,16 +6,17 @@ from collections.abc import Sequence
 
 from ..images import ImageInput
 from ..limber.modeling_limber import LimberForCausalLM
-from ..limber.processing_limber import LimberProcessor
+from ..limber.processing_limber import LimberProcessor, inert_text, lm_context_length
 from .vqa import normalize_answer
 
 Shot = tuple[ImageInput, str, str]  # (image, question, answer)
 
 
 def question_prompt(question: str, shots: Sequence[tuple[str, str]] = (), image_token: str = "<image>") -> str:
-    """n solved examples, each its own image and "Q: .. A: ..", then the query (MAGMA/LiMBeR format)."""
-    solved = "".join(f"{image_token}Q: {q} A: {a}\n" for q, a in shots)
-    return f"{solved}{image_token}Q: {question} A:"
+    """n solved examples, each its own image and "Q: .. A: ..", then the query (MAGMA/LiMBeR format).
+    Only the template places images: an image marker inside a question or answer stays plain text."""
+    solved = "".join(f"{image_token}Q: {inert_text(q, image_token)} A: {inert_text(a, image_token)}\n" for q, a in shots)
+    return f"{solved}{image_token}Q: {inert_text(question, image_token)} A:"
 
 
 def clean_answer(generated: str) -> str:
@@ -34,6 +35,7 @@ def answer_questions(
     for image, question, examples in zip(images, questions, shots):
         prompts.append(question_prompt(question, [(q, a) for _, q, a in examples], processor.image_token))
         flat_images += [example_image for example_image, _, _ in examples] + [image]
-    batch = processor(images=flat_images, text=prompts)
+    batch = processor(images=flat_images, text=prompts, max_new_tokens=max_new_tokens,
+                      context_length=lm_context_length(model.config))
     tokens = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False, **generate_kwargs)
     return [clean_answer(text) for text in processor.batch_decode(tokens)]

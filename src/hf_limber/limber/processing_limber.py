@@ -3,12 +3,18 @@
 A sequence is `[image tokens] prompt caption <eos>`; with several images (n-shot questions) each
 `<image>` marker in the text becomes k placeholders. Training batches are padded on the right with
 labels only on the caption and its end token; generation batches are padded on the left.
+
+Image slots come only from the images passed: the markers of a prompt template must match them in
+number (else `ImageSlotMismatch` before anything runs), and text a user typed goes through
+`inert_text` first, so a typed `<image>` stays plain text. Text longer than the LM's context (less the
+image tokens and the room to generate) is cut with a warning.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,6 +29,16 @@ except ImportError:  # remote code without hf_limber: save_pretrained put images
 from .configuration_limber import LimberConfig
 from .modeling_limber import IGNORE_INDEX
 from .remote_code import copy_code
+
+
+class ImageSlotMismatch(ValueError):
+    """The text places a different number of images than were passed."""
+
+
+def inert_text(text: str, image_token: str = "<image>") -> str:
+    """User-typed text with every image marker turned into a plain word, so that only the prompt
+    template (or the chat template) decides where images go."""
+    return text.replace(image_token, image_token.strip("<>[]{}() ") or "image")
 
 
 def image_processor_for(model: torch.nn.Module, config: LimberConfig) -> CLIPImageProcessor:
@@ -41,6 +57,13 @@ def image_processor_for(model: torch.nn.Module, config: LimberConfig) -> CLIPIma
     return CLIPImageProcessor(size={"shortest_edge": size}, crop_size={"height": size, "width": size}, **options)
 
 
+def lm_context_length(config: LimberConfig) -> int | None:
+    """How many positions the LM has (max_position_embeddings; GPT-2's n_positions), if its config says."""
+    if config.text_config is None:
+        return None
+    return getattr(config.text_config.get_text_config(), "max_position_embeddings", None)
+
+
 class LimberProcessor(ProcessorMixin):
     def __init__(
         self,
@@ -50,12 +73,15 @@ class LimberProcessor(ProcessorMixin):
         image_token_id: int = 0,
         image_token: str = "<image>",
         prompt: str = "A picture of",
+        context_length: int | None = None,
         **kwargs: Any,
     ) -> None:
         self.num_image_tokens = num_image_tokens
         self.image_token_id = image_token_id
         self.image_token = image_token
         self.prompt = prompt
+        # The LM's positions (max_position_embeddings): longer text is cut to fit. None: not known.
+        self.context_length = context_length
         super().__init__(image_processor, tokenizer, **kwargs)
 
     @classmethod
@@ -65,23 +91,41 @@ class LimberProcessor(ProcessorMixin):
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
         return cls(image_processor or image_processor_for(model, config), tokenizer, config.num_image_tokens,
-                   config.image_token_id, config.image_token, config.prompt)
+                   config.image_token_id, config.image_token, config.prompt, lm_context_length(config))
 
     # -- text ------------------------------------------------------------------------------------
 
     def _encode(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
 
-    def _sequence(self, text: str) -> list[int]:
-        """Token ids of a text whose `<image>` markers become k placeholders each; one image first
+    def _segments(self, text: str) -> list[list[int]]:
+        """Token ids of the text between image slots: each `<image>` marker is a slot; one image first
         if the text names none."""
         if self.image_token not in text:
             text = self.image_token + text
-        ids: list[int] = []
-        for index, segment in enumerate(text.split(self.image_token)):
-            if index:
-                ids += [self.image_token_id] * self.num_image_tokens
-            ids += self._encode(segment)
+        return [self._encode(segment) for segment in text.split(self.image_token)]
+
+    def _fit(self, segments: list[list[int]], budget: int) -> bool:
+        """Cut text tokens until the segments fit in `budget`, from the start of the longest segment
+        (its end leads into what the LM writes next). Whether anything was cut."""
+        overflow = sum(map(len, segments)) - budget
+        if overflow > 0 and overflow > sum(map(len, segments)):
+            raise ValueError(
+                f"The images alone ({len(segments) - 1} x {self.num_image_tokens} tokens) leave no room for text in "
+                f"the LM's context of {self.context_length} positions: pass fewer images or fewer new tokens."
+            )
+        cut_any = overflow > 0
+        while overflow > 0:
+            longest = max(range(len(segments)), key=lambda index: len(segments[index]))
+            cut = min(overflow, len(segments[longest]))
+            segments[longest] = segments[longest][cut:]
+            overflow -= cut
+        return cut_any
+
+    def _join(self, segments: list[list[int]]) -> list[int]:
+        ids = list(segments[0])
+        for segment in segments[1:]:
+            ids += [self.image_token_id] * self.num_image_tokens + segment
         return ids
 
     def _pad(self, rows: list[list[int]], side: str, value: int) -> torch.Tensor:
@@ -97,10 +141,15 @@ class LimberProcessor(ProcessorMixin):
         image_features: torch.Tensor | None = None,
         padding_side: str | None = None,
         return_tensors: str = "pt",
+        max_new_tokens: int = 0,
+        context_length: int | None = None,
         **kwargs: Any,
     ) -> BatchFeature:
-        """Model inputs. `text` defaults to the prompt. With `captions` (training), each sequence
-        ends in the caption and the end token, and `labels` mark exactly those tokens."""
+        """Model inputs. `text` defaults to the prompt; it is a template: each image marker in it is
+        where the next image goes, and the markers must match the images passed (pass user-typed text
+        through `inert_text`). With `captions` (training), each sequence ends in the caption and the end
+        token, and `labels` mark exactly those tokens. Text is cut (with a warning) to leave
+        `max_new_tokens` positions free in the LM's context (`context_length`, default the processor's)."""
         if images is None and image_features is None:
             raise ValueError("LimberProcessor needs images (or cached image_features).")
         images = as_image_list(images) if images is not None else None
@@ -113,14 +162,30 @@ class LimberProcessor(ProcessorMixin):
         texts = [text] * batch if text is None or isinstance(text, str) else list(text)
         texts = [self.prompt if t is None else t for t in texts]
         rows, label_rows = [], []
-        for index, prompt in enumerate(texts):
-            ids = self._sequence(prompt)
-            labels = [IGNORE_INDEX] * len(ids)
+        all_segments = [self._segments(prompt) for prompt in texts]
+        slots = sum(len(segments) - 1 for segments in all_segments)
+        if slots != count:
+            raise ImageSlotMismatch(
+                f"The text places {slots} image(s) ({self.image_token!r} markers, or one at the start of a text without "
+                f"any) but {count} image(s) were passed. Put one {self.image_token} where each image goes, and pass "
+                "user-typed text through inert_text() so that it cannot add images."
+            )
+        context_length = context_length or self.context_length
+        truncated = 0
+        for index, segments in enumerate(all_segments):
+            target = []
             if captions is not None:
                 target = self._encode(" " + captions[index].strip()) + [self.tokenizer.eos_token_id]
-                ids, labels = ids + target, labels + target
-            rows.append(ids)
-            label_rows.append(labels)
+            if context_length is not None:
+                images_length = (len(segments) - 1) * self.num_image_tokens
+                truncated += self._fit(segments, context_length - images_length - len(target) - max_new_tokens)
+            ids = self._join(segments)
+            rows.append(ids + target)
+            label_rows.append([IGNORE_INDEX] * len(ids) + target)
+        if truncated:
+            warnings.warn(
+                f"{truncated} text(s) cut to fit the LM's context of {context_length} positions (with the image tokens "
+                f"and {max_new_tokens} new tokens); their earliest words were dropped.", stacklevel=2)
         side = padding_side or ("right" if captions is not None else "left")
         data: dict[str, Any] = {
             "input_ids": self._pad(rows, side, self.tokenizer.pad_token_id),
