@@ -1,4 +1,4 @@
-"""The papers hf_limber implements, as BibTeX: model cards and the `evaluate` modules cite from here.
+"""The papers hf_limber implements (and the metrics it reports), as BibTeX: model cards and the `evaluate` modules cite from here.
 
 A leaf: it imports nothing, so any layer may read it.
 """
@@ -21,5 +21,11 @@ CITATIONS = {
   year = {2023},
   eprint = {2209.15162},
   archivePrefix = {arXiv}
+}""",
+    "clipscore": """@inproceedings{hessel2021clipscore,
+  title={CLIPScore: A Reference-free Evaluation Metric for Image Captioning},
+  author={Hessel, Jack and Holtzman, Ari and Forbes, Maxwell and Le Bras, Ronan and Choi, Yejin},
+  booktitle={EMNLP},
+  year={2021}
 }""",
 }

@@ -79,6 +79,17 @@ TOKEN = re.compile(rf"""
 """, re.VERBOSE | re.IGNORECASE)
 
 
+def check_references(predictions: Sequence[str], references: Sequence[Sequence[str]], metric: str,
+                     prediction: str = "generated caption", reference: str = "reference captions") -> None:
+    """A metric over predictions with references needs one list of references per prediction, and one
+    prediction at least: a ValueError saying which was wrong otherwise."""
+    if len(predictions) != len(references):
+        raise ValueError(f"Got {len(predictions)} predictions but {len(references)} lists of {reference}; "
+                         f"pass one list of {reference} per {prediction}.")
+    if not predictions:
+        raise ValueError(f"{metric} needs at least one {prediction} with its {reference}.")
+
+
 def ptb_tokens(text: str) -> list[str]:
     """PTB-style tokens of one caption, lower-cased, punctuation still in."""
     text = html.unescape(text).translate(CHARACTER_MAP)  # PTB decodes entities such as &amp;
@@ -193,13 +204,7 @@ def cider_d(
     is log 1 = 0). With `tokenize=False` the captions are taken as already tokenised (split on
     whitespace), e.g. the output of pycocoevalcap's PTBTokenizer.
     """
-    if len(predictions) != len(references):
-        raise ValueError(
-            f"Got {len(predictions)} predictions but {len(references)} reference lists; "
-            "pass one list of reference captions per generated caption."
-        )
-    if not predictions:
-        raise ValueError("CIDEr-D needs at least one caption with references.")
+    check_references(predictions, references, "CIDEr-D")
     prepare = tokenize_caption if tokenize else (lambda text: text)
     hypotheses = [_count(prepare(text), max_n) for text in predictions]
     reference_counts = []

@@ -28,6 +28,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
+from .captions import check_references
 from .wordnet import load_wordnet
 
 Category = Literal["nouns", "modifiers", "relations"]
@@ -213,13 +214,7 @@ def lexical_concepts(
 
     Needs WordNet (Debian `wordnet-base` and `wordnet-sense-index`; see `prepare_wordnet`).
     """
-    if len(predictions) != len(references):
-        raise ValueError(
-            f"Got {len(predictions)} predictions but {len(references)} reference lists; "
-            "pass one list of reference captions per generated caption."
-        )
-    if not predictions:
-        raise ValueError("The lexical analysis needs at least one caption with references.")
+    check_references(predictions, references, "The lexical analysis")
     if top_n < 1:
         raise ValueError(f"top_n must be at least 1, got {top_n}.")
     nltk_data = str(nltk_data) if nltk_data is not None else None

@@ -14,6 +14,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from .captions import check_references
+
 # The official code removes these characters where they touch a space (or when the text has a
 # comma between digits) and replaces them with a space everywhere else ("t-shirt" -> "t shirt").
 PUNCTUATION = (";", "/", "[", "]", '"', "{", "}", "(", ")", "=", "+", "\\", "_", "-", ">", "<", "@", "`", ",", "?", "!")
@@ -115,12 +117,6 @@ def answer_accuracy(prediction: str, answers: Sequence[str]) -> float:
 
 def vqa_accuracy(predictions: Sequence[str], references: Sequence[Sequence[str]]) -> VqaResult:
     """VQA accuracy of predicted answers, each against its question's list of human answers."""
-    if len(predictions) != len(references):
-        raise ValueError(
-            f"Got {len(predictions)} predictions but {len(references)} answer lists; "
-            "pass one list of human answers per predicted answer."
-        )
-    if not predictions:
-        raise ValueError("VQA accuracy needs at least one question.")
+    check_references(predictions, references, "VQA accuracy", prediction="predicted answer", reference="human answers")
     scores = [answer_accuracy(prediction, answers) for prediction, answers in zip(predictions, references)]
     return VqaResult(accuracy=100 * sum(scores) / len(scores), scores=scores)

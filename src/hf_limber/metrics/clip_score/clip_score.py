@@ -6,16 +6,10 @@ A thin wrapper; the metric lives in `hf_limber.evaluation.clip_score`.
 import datasets
 import evaluate
 
+from hf_limber.citations import CITATIONS
 from hf_limber.evaluation.clip_score import DEFAULT_PREFIX, DEFAULT_W, clip_score
 
-_CITATION = """\
-@inproceedings{hessel2021clipscore,
-  title={CLIPScore: A Reference-free Evaluation Metric for Image Captioning},
-  author={Hessel, Jack and Holtzman, Ari and Forbes, Maxwell and Le Bras, Ronan and Choi, Yejin},
-  booktitle={EMNLP},
-  year={2021}
-}
-"""
+_CITATION = CITATIONS["clipscore"]
 
 _DESCRIPTION = """\
 CLIP-S (Hessel et al. 2021): w * max(cos(image, "A photo depicts " + caption), 0) with w = 2.5,
