@@ -14,6 +14,7 @@ from ..clip.tokenization import clip_tokenizer_from_bpe, default_bpe_path, train
 from ..data.streaming import load_image_text_pairs
 from .collators import ImageTextCollator
 from .contrastive_trainer import ContrastiveTrainer, ContrastiveTrainingArguments
+from .output_dir import resume_point
 
 
 @dataclass
@@ -28,6 +29,8 @@ class ClipRecipeArguments:
     tokenizer: str = field(default="train", metadata={
         "help": "'train': a new BPE on the training captions; 'clip': the released CLIP vocabulary; or a folder"})
     vocab_size: int = 8192
+    overwrite_output_dir: bool = field(default=False, metadata={
+        "help": "train over an earlier run in output_dir (else: resume it with resume_from_checkpoint, or refuse)"})
 
 
 def _tokenizer(args: ClipRecipeArguments, captions: list[str], context_length: int):
@@ -42,6 +45,7 @@ def _tokenizer(args: ClipRecipeArguments, captions: list[str], context_length: i
 
 
 def train_clip(args: ClipRecipeArguments, training_args: ContrastiveTrainingArguments) -> ContrastiveTrainer:
+    resume = resume_point(training_args.output_dir, training_args.resume_from_checkpoint, args.overwrite_output_dir)
     set_seed(training_args.seed)
     # rank 0 of 1: the Trainer's accelerate data loader splits the stream across processes itself.
     pairs = {split: load_image_text_pairs(args.dataset, split, streaming=args.streaming, image_column=args.image_column,
@@ -64,7 +68,7 @@ def train_clip(args: ClipRecipeArguments, training_args: ContrastiveTrainingArgu
         train_dataset=pairs[args.train_split], eval_dataset=pairs.get(args.eval_split),
         data_collator=ImageTextCollator(processor, image_column="image", text_column="text"),
     )
-    trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    trainer.train(resume_from_checkpoint=resume)
     trainer.save_model(training_args.output_dir)
     processor.save_pretrained(training_args.output_dir)
     return trainer

@@ -14,6 +14,7 @@ from ..images import prepare_image
 from ..limber.modeling_limber import LimberForCausalLM
 from ..limber.processing_limber import LimberProcessor
 from .caption_collator import CaptionCollator
+from .output_dir import resume_point
 from .precision import SlowBf16Warning
 
 FEATURE_COLUMN = "image_features"
@@ -42,6 +43,8 @@ class LimberArguments:
         default=None, metadata={"help": "rescale soft prompts to this L2 norm; 'auto': the LM's mean token-embedding norm"})
     projection_dropout: float = 0.1
     max_train_samples: int | None = None
+    overwrite_output_dir: bool = field(default=False, metadata={
+        "help": "train over an earlier run in output_dir (else: resume it with resume_from_checkpoint, or refuse)"})
 
 
 @dataclass
@@ -123,6 +126,7 @@ def _training_data(args: LimberArguments) -> tuple[Dataset | IterableDataset, Da
 
 
 def train_limber(args: LimberArguments, training_args: LimberTrainingArguments) -> LimberForCausalLM:
+    resume = resume_point(training_args.output_dir, training_args.resume_from_checkpoint, args.overwrite_output_dir)
     set_seed(training_args.seed)  # the projection's initialisation is part of the run
     model, processor = build_model(args)
     train, evaluation, image_column, caption_column = _training_data(args)
@@ -130,7 +134,7 @@ def train_limber(args: LimberArguments, training_args: LimberTrainingArguments) 
                                seed=training_args.seed)
     trainer = Trainer(model=model, args=training_args, data_collator=collator, train_dataset=train,
                       eval_dataset=evaluation, callbacks=[SlowBf16Warning()])
-    trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    trainer.train(resume_from_checkpoint=resume)
     out = Path(training_args.output_dir)
     model.save_pretrained(out)
     processor.save_pretrained(out)
