@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..hub.commands import add_card_arguments
+from .hub_commands import add_card_arguments
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
