@@ -46,6 +46,8 @@ def _tokenizer(args: ClipRecipeArguments, captions: list[str], context_length: i
 
 def train_clip(args: ClipRecipeArguments, training_args: ContrastiveTrainingArguments) -> ContrastiveTrainer:
     resume = resume_point(training_args.output_dir, training_args.resume_from_checkpoint, args.overwrite_output_dir)
+    if args.eval_split is None:
+        training_args.eval_strategy = "no"  # eval_split: null turns evaluation off
     set_seed(training_args.seed)
     # rank 0 of 1: the Trainer's accelerate data loader splits the stream across processes itself.
     pairs = {split: load_image_text_pairs(args.dataset, split, streaming=args.streaming, image_column=args.image_column,
@@ -70,5 +72,6 @@ def train_clip(args: ClipRecipeArguments, training_args: ContrastiveTrainingArgu
     )
     trainer.train(resume_from_checkpoint=resume)
     trainer.save_model(training_args.output_dir)
+    trainer.save_state()  # trainer_state.json: the loss history reports read
     processor.save_pretrained(training_args.output_dir)
     return trainer

@@ -13,6 +13,7 @@ from ..data.streaming import load_image_text_pairs, tar_shards
 from ..images import prepare_image
 from ..limber.modeling_limber import LimberForCausalLM
 from ..limber.processing_limber import LimberProcessor
+from ..limber.remote_code import check_location
 from .caption_collator import CaptionCollator
 from .output_dir import resume_point
 from .precision import SlowBf16Warning
@@ -66,6 +67,7 @@ class LimberTrainingArguments(TrainingArguments):
 
 
 def build_model(args: LimberArguments) -> tuple[LimberForCausalLM, LimberProcessor]:
+    check_location(args.language_model, "language model")
     model = LimberForCausalLM.from_parts(
         args.image_encoder, args.language_model, features=args.features, feature_layer=args.feature_layer,
         num_pooled_tokens=args.num_pooled_tokens, token_pool=args.token_pool, prompt=args.prompt,
@@ -130,11 +132,14 @@ def train_limber(args: LimberArguments, training_args: LimberTrainingArguments) 
     set_seed(training_args.seed)  # the projection's initialisation is part of the run
     model, processor = build_model(args)
     train, evaluation, image_column, caption_column = _training_data(args)
+    if evaluation is None:
+        training_args.eval_strategy = "no"  # eval_split: null (or no such split) turns evaluation off
     collator = CaptionCollator(processor, image_column=image_column, caption_column=caption_column,
                                seed=training_args.seed)
     trainer = Trainer(model=model, args=training_args, data_collator=collator, train_dataset=train,
                       eval_dataset=evaluation, callbacks=[SlowBf16Warning()])
     trainer.train(resume_from_checkpoint=resume)
+    trainer.save_state()  # trainer_state.json: the loss history reports read
     out = Path(training_args.output_dir)
     model.save_pretrained(out)
     processor.save_pretrained(out)
