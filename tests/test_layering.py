@@ -27,7 +27,7 @@ LAYERS = {
     "images": 0, "citations": 0, "_deprecated": 0,
     "clip": 1, "limber": 1,
     "evaluation": 2, "training": 2, "hub": 2, "data": 2, "metrics": 2,
-    "app": 3, "cli": 3, "quickstart": 3, "quickstart_report": 3, "recipes": 3,
+    "app": 3, "cli": 3, "recipes": 3,
     "": 3,  # hf_limber/__init__.py: the public facade, which registers the Auto classes
 }
 
@@ -69,7 +69,7 @@ STARTUP = {
     "hf_limber.app.training_commands": "hf-limber --help stays fast",
     "hf_limber.app.data_commands": "hf-limber --help stays fast",
     "hf_limber.app.hub_commands": "hf-limber --help stays fast",
-    "hf_limber.quickstart": "hf-limber --help stays fast (TODO: owned by another change; it imports its stages lazily)",
+    "hf_limber.app.quickstart": "hf-limber --help stays fast; it runs the CLI's own commands (cli imports it by name)",
     "hf_limber.data.emoji": "`import hf_limber.data` stays light (the CLI imports it); TODO: data/card.py could "
                             "import at the top once data/emoji.py settles",
     "hf_limber.data.scenes": "`import hf_limber.data` stays light; TODO(data/scenes.py, owned by another change)",

@@ -1,15 +1,53 @@
-"""The quickstart end to end at toy size: every stage runs, models get cards, REPORT.md has the
-tables, and a second run reuses every finished stage instead of redoing it."""
+"""The quickstart end to end at toy size: the run file's stages (hf-limber commands, recipes plus
+overrides) all run, models get cards, REPORT.md has the tables and intervals, and a second run reuses
+every finished stage; a changed stage runs again with the stages after it."""
 
 import json
+from pathlib import Path
 
 import pytest
+import yaml
 from limber_parts import language_model, word_tokenizer
 
+from hf_limber.app.quickstart import RUN_FILE, run_quickstart
+from hf_limber.app.quickstart_report import missing_styles_warning
+from hf_limber.app.stages import load_stages
 from hf_limber.cli import build_parser
 from hf_limber.data.sources import STYLES
-from hf_limber.quickstart import STAGES, QuickstartConfig, run_quickstart
-from hf_limber.quickstart_report import missing_styles_warning
+
+SCENES = ["--vocabulary", "common-nouns", "--limit", "40", "--validation-fraction", "0.25", "--no-progress"]
+
+
+def toy_run_file(path: Path, lm: Path, clip_epochs: str = "1") -> Path:
+    """recipes/quickstart.yaml's stages with toy sizes: the same commands and recipes, other overrides."""
+    recipes = RUN_FILE.parent
+    limber = ["--image_encoder", "{out}/clip", "--language_model", str(lm), "--dataset", "{out}/data/emoji-scenes"]
+    evaluate = ["--num-examples", "4", "--vqa-shots", "0", "--max-new-tokens", "4"]
+    stages = [
+        {"name": "data", "description": "toy data", "commands": [
+            ["data", "emoji", "{out}/data/emoji", "--image-size", "32", *SCENES],
+            ["data", "emoji-scenes", "{out}/data/emoji-scenes", "--image-size", "64", "--num-scenes", "24",
+             "--num-test-scenes", "4", *SCENES]]},
+        {"name": "clip", "description": "toy CLIP", "resumes": ["{out}/clip"], "commands": [
+            ["train-clip", f"{recipes}/clip/emoji-small.yaml", "--model", "tiny-vit", "--vocab_size", "300",
+             "--dataset", "{out}/data/emoji", "--output_dir", "{out}/clip", "--num_train_epochs", clip_epochs,
+             "--per_device_train_batch_size", "32", "--eval_strategy", "no", "--disable_tqdm", "true"]]},
+        {"name": "eval-clip", "description": "toy zero-shot", "commands": [
+            ["eval-clip", "{out}/clip", "{out}/data/emoji", "--label-columns", "name", "--shots", "1",
+             "--out", "{out}/clip/eval-test_openmoji", "--card"]]},
+        {"name": "features", "description": "toy features", "commands": [
+            ["cache-features", f"{recipes}/limber/emoji-smollm2.yaml", "{out}/scenes-features", *limber]]},
+        {"name": "limber", "description": "toy LiMBeR", "resumes": ["{out}/limber"], "commands": [
+            ["train-limber", f"{recipes}/limber/emoji-smollm2.yaml", *limber, "--cached_features",
+             "{out}/scenes-features", "--output_dir", "{out}/limber", "--max_steps", "3",
+             "--per_device_train_batch_size", "4", "--disable_tqdm", "true"]]},
+        {"name": "eval-limber", "description": "toy captions", "commands": [
+            ["eval-limber", "{out}/limber", "{out}/data/emoji-scenes", "--split", split, *evaluate,
+             "--out", f"{{out}}/limber/eval-{split}"] + (["--card"] if split == "validation" else [])
+            for split in ("validation", "test_openmoji", "test_novel_concepts")]},
+    ]
+    path.write_text(yaml.safe_dump({"stages": stages}))
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -17,58 +55,74 @@ def toy_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("quickstart")
     language_model("llama").save_pretrained(root / "lm")
     word_tokenizer().save_pretrained(root / "lm")
-    config = QuickstartConfig(
-        out=root / "run", clip_preset="tiny-vit", clip_epochs=1, clip_batch_size=32, clip_vocab_size=300,
-        emoji_limit=100, num_scenes=40, num_test_scenes=8, language_model=str(root / "lm"), limber_steps=3,
-        limber_batch_size=4, eval_captions=4, vqa_shots=(0,), probe_shots=(1,),
-    )
+    run_file = toy_run_file(root / "toy.yaml", root / "lm")
     logs: list[str] = []
-    state = run_quickstart(config, log=logs.append)
-    return config, state, logs
+    state = run_quickstart(root / "run", run_file, log=logs.append)
+    return root, run_file, state, logs
+
+
+def test_the_run_file_names_real_commands_and_recipes():
+    stages = load_stages(RUN_FILE, {"out": "/tmp/run", "recipes": str(RUN_FILE.parent)})
+    assert [stage.name for stage in stages] == ["data", "clip", "eval-clip", "language-model", "features", "limber",
+                                                "eval-limber"]
+    parser = build_parser()
+    for stage in stages:
+        for command in stage.commands:
+            parser.parse_args(command)  # every command line parses as the CLI's
+            assert all(Path(arg).is_file() for arg in command if arg.endswith(".yaml"))
 
 
 def test_every_stage_runs_and_leaves_models_cards_and_a_report(toy_run):
-    config, state, logs = toy_run
-    assert list(state["stages"]) == list(STAGES)
+    root, _, state, logs = toy_run
+    out = root / "run"
+    assert list(state["stages"]) == ["data", "clip", "eval-clip", "features", "limber", "eval-limber"]
     assert all(stage["seconds"] >= 0 for stage in state["stages"].values())
-    for folder in (config.clip, config.limber):
+    for folder in (out / "clip", out / "limber"):
         card = (folder / "README.md").read_text()
         assert "model-index" in card and "## Citation" in card
-    assert (config.clip / "model.safetensors").is_file() and (config.limber / "model.safetensors").is_file()
-    report = (config.out / "REPORT.md").read_text()
+    assert (out / "clip" / "model.safetensors").is_file() and (out / "limber" / "model.safetensors").is_file()
+    report = (out / "REPORT.md").read_text()
     assert "| data |" in report and "| eval-limber |" in report and "**total**" in report
-    assert "| subcategory (" in report and "| quickstart LiMBeR |" in report
-    for plot in ("clip/eval-test_openmoji/few_shot.png", "limber/eval-validation/concept_recall.png"):
-        assert f"]({plot})" in report and (config.out / plot).is_file()
+    assert "| name (" in report and "### Goals (issue 16)" in report and "95% interval" in report
+    for split in ("validation", "test_openmoji", "test_novel_concepts"):
+        assert f"### {split}:" in report and (out / "limber" / f"eval-{split}" / "examples.png").is_file()
+    assert "](limber/eval-validation/examples.png)" in report
+    assert f"Artwork styles: {', '.join(sorted(STYLES))}." in report and "WARNING" not in report
     assert "HF_LIMBER_CLIP=" in logs[-1] and "spaces/demo/app.py" in logs[-1]
 
 
-def test_a_second_run_reuses_finished_stages(toy_run):
-    config, state, _ = toy_run
-    weights = config.limber / "model.safetensors"
+def test_a_second_run_reuses_finished_stages_and_a_changed_one_reruns_with_what_follows(toy_run):
+    root, run_file, _, _ = toy_run
+    out = root / "run"
+    weights = out / "limber" / "model.safetensors"
     before = weights.stat().st_mtime_ns
     logs: list[str] = []
-    again = run_quickstart(config, log=logs.append)
-    assert sum("reused" in line for line in logs) == len(STAGES)
-    assert again["stages"] == json.loads((config.out / "stages.json").read_text())["stages"]
+    again = run_quickstart(out, run_file, log=logs.append)
+    assert sum("reused" in line for line in logs) == len(again["stages"])
     assert weights.stat().st_mtime_ns == before
-    changed = QuickstartConfig(**{**config.__dict__, "limber_steps": 4})
-    with pytest.raises(SystemExit, match="other settings"):
-        run_quickstart(changed, log=logs.append)
+    assert again["stages"] == json.loads((out / "stages.json").read_text())["stages"]
+
+    changed = toy_run_file(root / "changed.yaml", root / "lm")
+    spec = yaml.safe_load(changed.read_text())
+    spec["stages"] = [stage for stage in spec["stages"] if stage["name"] != "clip" and stage["name"] != "eval-clip"
+                      and stage["name"] != "features" and stage["name"] != "data"]
+    spec["stages"][0]["commands"][0] = [arg if arg != "3" else "4" for arg in spec["stages"][0]["commands"][0]]
+    spec["stages"][0]["commands"][0] += ["--overwrite_output_dir", "true"]
+    changed.write_text(yaml.safe_dump(spec))
+    logs = []
+    run_quickstart(out, changed, log=logs.append)
+    assert not any("reused" in line for line in logs)  # limber changed: it and eval-limber ran again
+    assert json.loads((out / "limber" / "trainer_state.json").read_text())["global_step"] == 4
+
+
+def test_fewer_styles_warn_in_the_terminal_and_the_report(tmp_path):
+    (tmp_path / "data" / "emoji").mkdir(parents=True)
+    (tmp_path / "data" / "emoji" / "build_report.json").write_text(json.dumps({"styles": {"twemoji": {}, "openmoji": {}}}))
+    warning = missing_styles_warning(tmp_path)
+    assert f"2 of {len(STYLES)} artwork styles" in warning and "missing: fluent-flat" in warning
+    assert "scripts/setup quickstart" in warning
 
 
 def test_quickstart_command_is_registered():
     args = build_parser().parse_args(["quickstart", "--out", "somewhere", "--fresh"])
-    assert str(args.out) == "somewhere" and args.fresh
-
-
-def test_the_report_names_the_styles_and_warns_when_some_are_missing(toy_run):
-    config, state, logs = toy_run
-    report = (config.out / "REPORT.md").read_text()
-    assert f"Artwork styles: {', '.join(sorted(STYLES))}." in report  # the set-up installed all of them
-    assert "WARNING" not in report and not any("WARNING" in line for line in logs)
-    fewer = {"stages": {"data": {"result": {"styles": ["openmoji", "twemoji"],
-                                            "missing_styles": ["fluent-flat", "noto"]}}}}
-    warning = missing_styles_warning(fewer)
-    assert "2 of 4 artwork styles" in warning and "missing: fluent-flat, noto" in warning
-    assert "scripts/setup quickstart" in warning
+    assert str(args.out) == "somewhere" and args.fresh and args.run_file == RUN_FILE

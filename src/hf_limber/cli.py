@@ -13,7 +13,7 @@ COMMAND_MODULES = (
     "hf_limber.app.limber_commands",
     "hf_limber.app.training_commands",
     "hf_limber.app.data_commands",
-    "hf_limber.quickstart",
+    "hf_limber.app.quickstart",
     "hf_limber.app.hub_commands",
 )
 
