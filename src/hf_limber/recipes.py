@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import typing
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -35,4 +37,27 @@ def parse_recipe(path: str | Path, dataclass_types: Sequence[type], overrides: S
         raise ValueError(f"{path}: a recipe is a mapping of field names to values.")
     # No abbreviations: a misspelt field must be an error, not a prefix match of another field.
     parser = HfArgumentParser(dataclass_types, allow_abbrev=False)
-    return parser.parse_args_into_dataclasses(args=_as_arguments(values) + list(overrides))
+    parsed = parser.parse_args_into_dataclasses(args=_as_arguments(values) + list(overrides))
+    overridden = {arg[2:].split("=", 1)[0] for arg in overrides if arg.startswith("--")}
+    for name in [key for key, value in values.items() if value is None and key not in overridden]:
+        _set_none(parsed, name, path)
+    for arguments in parsed:
+        max_steps = getattr(arguments, "max_steps", -1)
+        if isinstance(max_steps, int) and max_steps < -1:
+            raise ValueError(f"max_steps: {max_steps} is not a number of steps. Give a positive number of optimizer "
+                             "steps, or -1 (the default) to train for num_train_epochs.")
+    return parsed
+
+
+def _set_none(parsed: Sequence[Any], name: str, path: str | Path) -> None:
+    """`field: null` in a recipe: the field becomes None (the command line has no way to say it), when
+    its type allows None."""
+    for arguments in parsed:
+        field = next((f for f in dataclasses.fields(arguments) if f.name == name), None)
+        if field is None:
+            continue
+        hint = typing.get_type_hints(type(arguments)).get(name)
+        if type(None) not in typing.get_args(hint):
+            raise ValueError(f"{path}: {name}: null is not allowed (it takes a {hint}); remove the line to keep the "
+                             "default.")
+        setattr(arguments, name, None)

@@ -104,18 +104,34 @@ class SkippedSamplesCallback(TrainerCallback):
             state.log_history[-1][self.key] = self.counter.value
 
 
+def _is_remote(path: str) -> bool:
+    return "://" in path
+
+
 def tar_shards(source: str | os.PathLike[str] | Sequence[str]) -> list[str] | None:
-    """The tar shards a source names (a .tar path, a glob, a folder of .tar files, a list), or None."""
+    """The tar shards a source names (a .tar path, a glob, a folder of .tar files, a list), or None.
+    A local shard that does not exist, or a shard pattern that matches nothing, is an error naming it
+    (a typo would otherwise become a stream of skipped samples and an empty first batch)."""
     if isinstance(source, (list, tuple)):
-        return [str(path) for path in source]
-    text = str(source)
-    if any(mark in text for mark in "*?["):
-        return sorted(glob(text)) or None
-    if text.endswith(".tar"):
-        return [text]
-    if Path(text).is_dir():
-        return sorted(str(path) for path in Path(text).glob("*.tar")) or None
-    return None
+        shards = [str(path) for path in source]
+    else:
+        text = str(source)
+        if any(mark in text for mark in "*?["):
+            shards = [] if _is_remote(text) else sorted(glob(os.path.expanduser(text)))
+            if not shards and ".tar" in text and not _is_remote(text):
+                raise FileNotFoundError(f"No tar shard matches {text}: check the path and the pattern.")
+            return shards or None
+        if text.endswith(".tar"):
+            shards = [text]
+        elif Path(text).is_dir():
+            return sorted(str(path) for path in Path(text).glob("*.tar")) or None
+        else:
+            return None
+    missing = [shard for shard in shards if not _is_remote(shard) and not Path(shard).expanduser().is_file()]
+    if missing:
+        raise FileNotFoundError(f"Tar shard(s) not found: {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}. "
+                                "Check the paths.")
+    return shards
 
 
 def _sample(key: str, fields: dict[str, bytes]) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from transformers import MODEL_MAPPING, AutoConfig, AutoModelForCausalLM, Pretra
 from transformers.utils import cached_file
 
 from .encoders import timm_create, vision_part
-from .remote_code import hub_options
+from .remote_code import check_location, hub_options
 
 PROJECTION_PREFIX = "projection."
 IMAGE_ENCODER_PREFIX = "image_encoder."
@@ -64,6 +64,7 @@ def load_image_encoder(source: str | os.PathLike, config: PretrainedConfig | Non
     folder with a timm state dict (`model.safetensors`) when the config names a timm model. With a
     LiMBeR config, its vision_config names the encoder's class, so the source's own code is never
     needed (a remote-code LiMBeR folder carries it)."""
+    check_location(source, "image encoder")
     if config is not None and config.timm_model:
         model = timm_create(config.timm_model, **(config.timm_kwargs or {}))
         model.load_state_dict(load_file(cached_file(str(source), "model.safetensors", **kwargs)))

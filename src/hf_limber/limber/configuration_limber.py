@@ -10,7 +10,7 @@ from typing import Any
 from transformers import MODEL_FOR_CAUSAL_LM_MAPPING, MODEL_MAPPING, AutoConfig, PretrainedConfig
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
-from .remote_code import hub_options, register_part_code, runs_as_remote_code, save_part_code
+from .remote_code import check_location, hub_options, register_part_code, runs_as_remote_code, save_part_code
 
 FEATURES = ("tokens", "pooled")
 # The Auto class LimberForCausalLM builds each part with, and its public config -> model mapping.
@@ -141,6 +141,7 @@ class LimberConfig(PretrainedConfig):
     def get_config_dict(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs: Any) -> tuple[dict, dict]:
         """Also registers the code the folder ships for its parts, only when trusted: `trust_remote_code=True`
         here, or this class itself loaded as remote code (transformers asked for the trust then)."""
+        check_location(pretrained_model_name_or_path, "LiMBeR model")
         trusted = bool(kwargs.pop("trust_remote_code", None)) or runs_as_remote_code(cls)
         options = hub_options(kwargs)
         config_dict, kwargs = super().get_config_dict(pretrained_model_name_or_path, **kwargs)

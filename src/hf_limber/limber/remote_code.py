@@ -18,6 +18,7 @@ This file is itself copied into saved folders, so it imports nothing but transfo
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 from collections.abc import Mapping
@@ -35,8 +36,22 @@ from transformers.utils.hub import TRANSFORMERS_DYNAMIC_MODULE_NAME
 HUB_OPTIONS = ("cache_dir", "force_download", "proxies", "token", "revision", "local_files_only", "subfolder")
 
 
+# A Hub id: "name" or "namespace/name".
+HUB_ID = re.compile(r"[\w][\w.-]*(/[\w][\w.-]*)?")
+
+
 def hub_options(kwargs: dict[str, Any]) -> dict[str, Any]:
     return {key: kwargs[key] for key in HUB_OPTIONS if kwargs.get(key) is not None}
+
+
+def check_location(location: str | os.PathLike, what: str = "model") -> None:
+    """A location that can only be a local path (not a Hub id) must exist: say so, instead of the Hub
+    client's "Repo id must be in the form 'repo_name' or 'namespace/repo_name'"."""
+    text = str(location)
+    if os.path.exists(os.path.expanduser(text)) or HUB_ID.fullmatch(text):
+        return
+    raise FileNotFoundError(f"The {what} folder {text} does not exist (and it is not a Hub id such as 'user/name'). "
+                            "Check the path.")
 
 
 def module_file(cls: type) -> Path:
