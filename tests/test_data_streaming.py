@@ -153,3 +153,57 @@ def test_trainer_callback_logs_the_skip_count():
     state.log_history.append(dict(logs))
     callback.on_log(TrainingArguments(output_dir="unused", report_to=[]), state, TrainerControl(), logs=logs)
     assert logs["skipped_samples"] == 4 and state.log_history[-1]["skipped_samples"] == 4
+
+
+# -- issue 17 #9: no stale rows, RGB map-style rows, a bad metadata line skipped, skips in train-clip's logs ----
+
+
+def _shard(path: Path, captions: list[str], mode: str = "RGB", corrupt: int | None = None) -> None:
+    with tarfile.open(path, "w") as tar:
+        for i, caption in enumerate(captions):
+            buffer = io.BytesIO()
+            Image.new(mode, (8, 8), 120).save(buffer, format="PNG")
+            _add(tar, f"{i:04d}.png", buffer.getvalue()[:25] if i == corrupt else buffer.getvalue())
+            _add(tar, f"{i:04d}.txt", caption.encode())
+
+
+def test_map_style_tar_rows_follow_a_rewritten_shard(tmp_path):
+    shard = tmp_path / "00000.tar"
+    _shard(shard, ["an old caption", "another old one"])
+    before = load_image_text_pairs(str(shard), streaming=False)
+    assert sorted(before["text"]) == ["an old caption", "another old one"]
+    _shard(shard, ["new", "newer", "newest"])
+    after = load_image_text_pairs(str(shard), streaming=False)
+    assert sorted(after["text"]) == ["new", "newer", "newest"]
+
+
+@pytest.mark.parametrize("mode", ["L", "RGBA", "P"])
+def test_map_style_rows_are_rgb(tmp_path, mode):
+    _shard(tmp_path / "00000.tar", ["grey", "grey too"], mode=mode)
+    pairs = load_image_text_pairs(str(tmp_path / "00000.tar"), streaming=False)
+    assert {row["image"].mode for row in pairs} == {"RGB"} and pairs[0]["image"].mode == "RGB"
+
+
+@pytest.mark.parametrize("streaming", [True, False])
+def test_a_non_utf8_metadata_line_is_skipped_and_counted(tmp_path, streaming):
+    lines = []
+    for i in range(4):
+        (tmp_path / f"img{i}.png").write_bytes(_png((i * 50, 0, 0)))
+        lines.append(json.dumps({"file_name": f"img{i}.png", "text": f"red level {i}"}).encode())
+    lines[2] = b'{"file_name": "img2.png", "text": "caf\xe9 latin-1"}'
+    (tmp_path / "metadata.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    pairs = load_image_text_pairs(tmp_path, streaming=streaming, rank=0, world_size=1)
+    assert sorted(row["text"] for row in pairs) == ["red level 0", "red level 1", "red level 3"]
+    assert pairs.skip_counter.value == 1
+
+
+def test_train_clip_logs_the_skipped_samples(tmp_path):
+    from hf_limber.training.clip_recipe import ClipRecipeArguments, train_clip
+    from hf_limber.training.contrastive_trainer import ContrastiveTrainingArguments
+
+    _shard(tmp_path / "00000.tar", [f"a red square number {i}" for i in range(9)], corrupt=4)
+    args = ClipRecipeArguments(dataset=str(tmp_path / "00000.tar"), model="tiny-vit", eval_split=None, vocab_size=300)
+    training = ContrastiveTrainingArguments(output_dir=str(tmp_path / "out"), max_steps=1, per_device_train_batch_size=4,
+                                            logging_steps=1, use_cpu=True, report_to="none", save_strategy="no")
+    trainer = train_clip(args, training)
+    assert [entry["skipped_samples"] for entry in trainer.state.log_history if "loss" in entry] == [1]

@@ -15,6 +15,7 @@ deals out the shard list in ``gen_kwargs``.
 
 from __future__ import annotations
 
+import json
 import logging
 import multiprocessing
 import os
@@ -151,11 +152,21 @@ def _sample(key: str, fields: dict[str, bytes]) -> dict[str, Any]:
     return {"key": key, "image": image, "text": text, "error": error}
 
 
-def iter_tar_samples(shards: list[str]) -> Iterator[dict[str, Any]]:
+def shard_versions(shards: list[str]) -> list[str]:
+    """Size and modification time of each local shard: `from_generator` caches its table by its
+    arguments, so these make a rewritten shard a new table instead of stale rows."""
+    versions = []
+    for shard in shards:
+        stat = None if _is_remote(shard) else Path(shard).expanduser().stat()
+        versions.append(f"{stat.st_size}:{stat.st_mtime_ns}" if stat else "")
+    return versions
+
+
+def iter_tar_samples(shards: list[str], versions: list[str] | None = None) -> Iterator[dict[str, Any]]:
     """Samples of img2dataset-style shards: members ``KEY.jpg`` + ``KEY.txt`` next to each other.
 
     A shard that cannot be read on (truncated, not a tar) yields one error record and the
-    stream moves to the next shard.
+    stream moves to the next shard. `versions` (`shard_versions`) only key datasets' cache.
     """
     import fsspec
 
@@ -257,7 +268,38 @@ def _columns(features: Any, image_column: str | None, text_column: str | None) -
     return image, text
 
 
-def _open_source(source: str, split: str, streaming: bool) -> Dataset | IterableDataset:
+def _read_metadata(metadata: Path, counter: SkipCounter) -> list[dict[str, Any]]:
+    """The rows of an imagefolder's metadata.jsonl, line by line: a line that is not UTF-8 JSON is
+    skipped and counted (datasets' reader stops the whole stream at it)."""
+    rows = []
+    for number, line in enumerate(metadata.read_bytes().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line.decode("utf-8"))
+            if not isinstance(row, dict) or "file_name" not in row:
+                raise ValueError("not an object with a file_name")
+        except (UnicodeDecodeError, ValueError) as error:
+            counter.add()
+            logger.warning("Skipping line %d of %s: %s", number, metadata, error)
+            continue
+        file_name = row.pop("file_name")
+        rows.append({"image": {"path": str(metadata.parent / file_name), "bytes": None}, **row})
+    return rows
+
+
+def _open_imagefolder(path: Path, split: str, counter: SkipCounter) -> Dataset:
+    from datasets import Dataset, Image
+
+    if split != "train":
+        raise ValueError(f"{path} is an imagefolder with one metadata.jsonl: its one split is 'train', not {split!r}.")
+    rows = _read_metadata(path / "metadata.jsonl", counter)
+    if not rows:
+        raise ValueError(f"{path / 'metadata.jsonl'} holds no readable rows.")
+    return Dataset.from_list(rows).cast_column("image", Image(decode=False))
+
+
+def _open_source(source: str, split: str, streaming: bool, counter: SkipCounter) -> Dataset | IterableDataset:
     from datasets import Dataset, DatasetDict, load_dataset, load_from_disk
 
     path = Path(source).expanduser()
@@ -269,6 +311,9 @@ def _open_source(source: str, split: str, streaming: bool) -> Dataset | Iterable
             loaded = loaded[split]
         assert isinstance(loaded, Dataset)
         return loaded.to_iterable_dataset(num_shards=max(1, min(STREAM_SHARDS, len(loaded)))) if streaming else loaded
+    if (path / "metadata.jsonl").is_file():
+        folder = _open_imagefolder(path, split, counter)
+        return folder.to_iterable_dataset(num_shards=max(1, min(STREAM_SHARDS, len(folder)))) if streaming else folder
     if path.is_dir():
         if not any((path / name).is_file() for name in ("metadata.jsonl", "metadata.csv", "metadata.parquet")):
             raise ValueError(
@@ -310,11 +355,14 @@ def load_image_text_pairs(
         features = Features(
             {"key": Value("string"), "image": Image(decode=False), "text": Value("string"), "error": Value("string")}
         )
-        make = IterableDataset.from_generator if streaming else Dataset.from_generator
-        raw = make(iter_tar_samples, gen_kwargs={"shards": shards}, features=features)
+        if streaming:
+            raw = IterableDataset.from_generator(iter_tar_samples, gen_kwargs={"shards": shards}, features=features)
+        else:
+            raw = Dataset.from_generator(iter_tar_samples, features=features,
+                                         gen_kwargs={"shards": shards, "versions": shard_versions(shards)})
         image_column, text_column = "image", "text"
     else:
-        raw = _open_source(str(source), split, streaming)
+        raw = _open_source(str(source), split, streaming, counter)
         image_column, text_column = _columns(raw.features, image_column, text_column)
         raw = raw.select_columns([image_column, text_column]).cast_column(image_column, Image(decode=False))
         if image_column != "image" or text_column != "text":
@@ -338,12 +386,19 @@ def load_image_text_pairs(
         pairs = checked.select_columns(["image", "text"]).cast_column("image", Image())
         if not isinstance(pairs.features["text"], Value):
             pairs = pairs.map(_first_caption)
+        pairs = pairs.with_transform(_rgb_rows)  # datasets decodes in the file's own mode
     pairs.skip_counter = counter
     return pairs
 
 
 def _is_decodable(example: dict[str, Any]) -> bool:
     return _check(example)[0] is None
+
+
+def _rgb_rows(batch: dict[str, list]) -> dict[str, list]:
+    if "image" in batch:
+        batch["image"] = [to_rgb(image) if image is not None else None for image in batch["image"]]
+    return batch
 
 
 def _first_caption(example: dict[str, Any]) -> dict[str, Any]:

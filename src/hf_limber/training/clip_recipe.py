@@ -11,7 +11,7 @@ from ..clip.configuration_clip import ClipConfig
 from ..clip.modeling_clip import ClipModel
 from ..clip.processing_clip import ClipProcessor
 from ..clip.tokenization import clip_tokenizer_from_bpe, default_bpe_path, train_clip_tokenizer
-from ..data.streaming import load_image_text_pairs
+from ..data.streaming import SkippedSamplesCallback, load_image_text_pairs
 from .collators import ImageTextCollator
 from .contrastive_trainer import ContrastiveTrainer, ContrastiveTrainingArguments
 from .output_dir import resume_point
@@ -69,6 +69,7 @@ def train_clip(args: ClipRecipeArguments, training_args: ContrastiveTrainingArgu
         model=model, args=training_args, processing_class=processor,
         train_dataset=pairs[args.train_split], eval_dataset=pairs.get(args.eval_split),
         data_collator=ImageTextCollator(processor, image_column="image", text_column="text"),
+        callbacks=[SkippedSamplesCallback(pairs[args.train_split].skip_counter)],
     )
     trainer.train(resume_from_checkpoint=resume)
     trainer.save_model(training_args.output_dir)
