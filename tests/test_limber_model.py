@@ -239,3 +239,24 @@ def test_the_projection_default_is_the_papers_plain_linear_map():
     model = LimberForCausalLM.from_parts(image_encoder("clip-vit"), language_model("llama"), projection_dropout=0.0)
     features = torch.randn(1, model.config.num_image_tokens, model.config.image_feature_size)
     torch.testing.assert_close(model.project(features), model.projection(features))
+
+
+def test_the_fine_tuned_encoder_setting_trains_and_saves_the_encoder(tmp_path):
+    model = LimberForCausalLM.from_parts(image_encoder("clip-vit"), language_model("llama"), train_image_encoder=True)
+    processor = LimberProcessor.for_model(model, word_tokenizer())
+    batch = processor(images=images(2), text=["a red cat", "a blue dog"])
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    model.train()
+    assert model.image_encoder.training and not model.language_model.training
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    model(**batch, labels=batch["input_ids"]).loss.backward()
+    optimizer.step()
+    changed = {n.split(".")[0] for n, p in model.named_parameters() if not torch.equal(p, before[n])}
+    assert changed == {"projection", "image_encoder"}
+    model.eval().save_pretrained(tmp_path)  # the adapter form: the projection and the trained encoder
+    reloaded = LimberForCausalLM.from_pretrained(tmp_path, image_encoder=image_encoder("clip-vit"),
+                                                 language_model=language_model("llama"))
+    pixels = batch["pixel_values"]
+    torch.testing.assert_close(reloaded.image_features(pixels), model.image_features(pixels))
+    frozen = LimberForCausalLM.from_parts(image_encoder("clip-vit"), language_model("llama"))
+    assert not any(p.requires_grad for p in frozen.image_encoder.parameters())

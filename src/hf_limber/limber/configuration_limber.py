@@ -60,6 +60,8 @@ class LimberConfig(PretrainedConfig):
         projection_dropout: dropout on the projected tokens during training (LiMBeR: 0.1).
         normalize_features: layer-normalise each image feature (no learned scale) before the map, so
             the map's input has the same scale whatever the encoder.
+        train_image_encoder: train the image encoder together with the projection (the paper's BEiT-FT
+            setting); the adapter form then saves the encoder's weights too.
         soft_prompt_norm: rescale each soft prompt to this L2 norm (None: leave the map's output as
             it is, the paper's setting). `from_parts(..., soft_prompt_norm="auto")` measures the LM's
             mean token-embedding norm, so the prompts start where the LM's inputs live.
@@ -91,6 +93,7 @@ class LimberConfig(PretrainedConfig):
         projection_dropout: float = 0.1,
         normalize_features: bool = False,
         soft_prompt_norm: float | None = None,
+        train_image_encoder: bool = False,
         vision_source: str | None = None,
         text_source: str | None = None,
         saved_parts: str = "full",
@@ -115,6 +118,7 @@ class LimberConfig(PretrainedConfig):
         self.projection_dropout = projection_dropout
         self.normalize_features = normalize_features
         self.soft_prompt_norm = soft_prompt_norm
+        self.train_image_encoder = train_image_encoder
         self.vision_source = vision_source
         self.text_source = text_source
         self.saved_parts = saved_parts

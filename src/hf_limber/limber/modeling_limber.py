@@ -69,6 +69,8 @@ class LimberForCausalLM(PreTrainedModel):
         if not lm_given:
             language_model = AutoModelForCausalLM.from_config(config.text_config)
         self.image_encoder = _freeze(image_encoder, loaded=encoder_given)
+        if config.train_image_encoder:  # the paper's fine-tuned-encoder setting (BEiT-FT)
+            self.image_encoder.requires_grad_(True)
         self.language_model = _freeze(language_model, loaded=lm_given)
         k = config.num_image_tokens
         outputs = config.lm_hidden_size * (k if config.features == "pooled" else 1)
@@ -83,7 +85,7 @@ class LimberForCausalLM(PreTrainedModel):
     ) -> "LimberForCausalLM":
         """Join an image encoder and a causal LM (models or paths) with a new, trainable projection.
 
-        `projection_options` are LimberConfig fields: features, feature_layer, drop_class_token,
+        `projection_options` are LimberConfig fields: features, feature_layer, drop_class_token, train_image_encoder,
         num_pooled_tokens, token_pool, image_token, prompt, projection_dropout, normalize_features,
         soft_prompt_norm ("auto": the LM's mean token-embedding norm, measured here) — and, for a timm
         encoder created with non-default arguments, timm_kwargs (they cannot be read back from the model).
@@ -121,7 +123,7 @@ class LimberForCausalLM(PreTrainedModel):
 
     def train(self, mode: bool = True) -> "LimberForCausalLM":
         super().train(mode)
-        self.image_encoder.eval()
+        self.image_encoder.train(mode and self.config.train_image_encoder)
         self.language_model.eval()
         # Checkpointed layers look at their own `training` flag: flip only that flag so gradient
         # checkpointing works while every dropout below stays in eval mode.
@@ -133,11 +135,12 @@ class LimberForCausalLM(PreTrainedModel):
     def get_input_embeddings(self) -> nn.Module:
         return self.language_model.get_input_embeddings()
 
-    @torch.no_grad()
     def image_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """The encoder features the projection reads (what `hf-limber cache-features` stores)."""
+        """The encoder features the projection reads (what `hf-limber cache-features` stores); with
+        gradients only when the encoder is trained too."""
         pooled = self.config.features == "pooled"
-        features = encode(self.image_encoder, pixel_values, self.config.feature_layer, pooled=pooled)
+        with torch.set_grad_enabled(self.config.train_image_encoder and torch.is_grad_enabled()):
+            features = encode(self.image_encoder, pixel_values, self.config.feature_layer, pooled=pooled)
         if not pooled and self.config.has_class_token and self.config.drop_class_token:
             features = features[:, 1:]
         if self.config.token_pool > 1:

@@ -43,6 +43,8 @@ class LimberArguments:
     soft_prompt_norm: str | None = field(
         default=None, metadata={"help": "rescale soft prompts to this L2 norm; 'auto': the LM's mean token-embedding norm"})
     projection_dropout: float = 0.1
+    train_image_encoder: bool = field(default=False, metadata={
+        "help": "train the image encoder with the projection (the paper's BEiT-FT); needs pixels, not cached features"})
     max_train_samples: int | None = None
     overwrite_output_dir: bool = field(default=False, metadata={
         "help": "train over an earlier run in output_dir (else: resume it with resume_from_checkpoint, or refuse)"})
@@ -72,6 +74,7 @@ def build_model(args: LimberArguments) -> tuple[LimberForCausalLM, LimberProcess
         args.image_encoder, args.language_model, features=args.features, feature_layer=args.feature_layer,
         num_pooled_tokens=args.num_pooled_tokens, token_pool=args.token_pool, prompt=args.prompt,
         normalize_features=args.normalize_features, projection_dropout=args.projection_dropout,
+        train_image_encoder=args.train_image_encoder,
         soft_prompt_norm=args.soft_prompt_norm if args.soft_prompt_norm in (None, "auto") else float(args.soft_prompt_norm),
     )
     processor = LimberProcessor.for_model(model, AutoTokenizer.from_pretrained(args.language_model))
@@ -128,6 +131,9 @@ def _training_data(args: LimberArguments) -> tuple[Dataset | IterableDataset, Da
 
 
 def train_limber(args: LimberArguments, training_args: LimberTrainingArguments) -> LimberForCausalLM:
+    if args.train_image_encoder and args.cached_features:
+        raise ValueError("train_image_encoder trains the encoder, so its features change every step: train from the "
+                         "images (leave cached_features out).")
     resume = resume_point(training_args.output_dir, training_args.resume_from_checkpoint, args.overwrite_output_dir)
     set_seed(training_args.seed)  # the projection's initialisation is part of the run
     model, processor = build_model(args)
