@@ -126,7 +126,8 @@ def _vqa(model: Any, processor: Any, dataset: Any, shots_source: Any, settings: 
         answers = _answers(model, processor, images, questions, examples, settings, f"VQA {shots}-shot")
         scores = vqa_accuracy(answers, truths).scores
         result: dict[str, Any] = {"accuracy": 100 * sum(scores) / len(scores), "questions": len(asked),
-                                  "interval": _percent(mean_interval(scores, settings.seed)), "per_type": {}}
+                                  "interval": _percent(mean_interval(scores, settings.seed)), "per_type": {},
+                                  "scores": scores}
         shuffled_scores = None
         if settings.shuffled_baseline and len(asked) > 1:
             # Each question sees the next question's image: what the LM answers without the right picture.
@@ -134,6 +135,7 @@ def _vqa(model: Any, processor: Any, dataset: Any, shots_source: Any, settings: 
             shuffled = _answers(model, processor, rotated, questions, examples, settings, f"VQA {shots}-shot, shuffled")
             shuffled_scores = vqa_accuracy(shuffled, truths).scores
             result["shuffled_accuracy"] = 100 * sum(shuffled_scores) / len(shuffled_scores)
+            result["shuffled_scores"] = shuffled_scores
             result["gain_over_shuffled"] = _percent(paired_difference(scores, shuffled_scores, settings.seed))
         for kind in sorted(set(types)):
             members = [i for i, t in enumerate(types) if t == kind]
@@ -175,14 +177,19 @@ def evaluate_limber(model: Any, processor: Any, dataset_dict: Any, settings: Lim
         "split": settings.split, "num_examples": len(dataset), "cider_d": cider.score,
         "lexical": lexical.flat(),
         "examples": [{"generated": c, "references": r} for c, r in zip(captions[:8], references[:8])],
+        # Per image, in row order: what paired comparisons of models on the same images resample.
+        "per_item": {"cider_d": cider.scores},
     }
     if settings.objects_column and settings.objects_column in dataset.column_names:
         vocabulary = scene_synonyms(row for split in dataset_dict.values() for row in split.select_columns(
             [settings.objects_column]).to_list() if settings.objects_column in split.column_names)
         objects = [[obj["noun"] for obj in row] for row in dataset[settings.objects_column]]
-        grounding = grounding_scores(captions, objects, vocabulary).intervals(settings.seed)
+        scores = grounding_scores(captions, objects, vocabulary)
+        grounding = scores.intervals(settings.seed)
         intervals |= grounding
         report |= {name: interval.estimate for name, interval in grounding.items()}
+        report["per_item"] |= {"object_recall": scores.recall, "hallucinated": scores.hallucinated,
+                               "mentioned": scores.mentioned, "loops": [float(loop) for loop in scores.loops]}
     if scorer is not None:
         scores = ref_clip_score(images, captions, references, *scorer)
         report["clip_score"], report["ref_clip_score"] = scores.clip_score, scores.ref_clip_score
