@@ -12,6 +12,9 @@ from PIL import Image
 
 from hf_limber import ClipConfig, ClipModel, ClipProcessor, ClipVisionModel
 from hf_limber.cli import main
+from hf_limber.limber import LimberForCausalLM
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
 
 COLOURS = {"red": (220, 20, 20), "green": (20, 200, 20), "blue": (20, 20, 220)}
 
@@ -44,31 +47,44 @@ def recipe(tmp_path_factory, clip_tokenizer):
               "label_dataset": root / "emoji", "label_column": "name", "label_epochs": 1, "label_batch_size": 4, "out": root / "out",
               "docs": root / "docs" / "comparison.md", "limber_steps": 2, "batch_size": 4, "eval_examples": 3,
               "vqa_shots": [0, 1], "pooled_k": [1, 2], "token_pool": 2, "k_eval_examples": 2,
-              "k_limber_steps": 1}
+              "k_limber_steps": 1, "seeds": [0, 1], "limber_recipe": ROOT / "recipes" / "limber" / "emoji-smollm2.yaml"}
     path = root / "recipe.yaml"
     path.write_text("\n".join(f"{k}: {json.dumps(v if isinstance(v, (int, list)) else str(v))}" for k, v in fields.items()))
     return root, path
 
 
-def test_compare_encoders_runs_every_encoder_and_k(recipe, capsys):
+def test_compare_encoders_runs_every_encoder_and_k_with_seeds(recipe, capsys):
     root, path = recipe
     assert main(["compare-encoders", str(path)]) == 0
     results = json.loads((root / "out" / "results.json").read_text())
-    assert {"clip", "labels", "random", "clip-grid-all", "clip-pooled-k1", "clip-pooled-k2", "clip-grid-pool2"} <= set(results)
-    assert results["clip-grid-all"]["report"]["steps"] == 1 and results["clip"]["report"]["steps"] == 2
-    assert [results[f"clip-pooled-k{k}"]["report"]["k"] for k in (1, 2)] == [1, 2]
-    assert results["clip-grid-pool2"]["report"]["k"] * 4 == results["clip"]["report"]["k"] == 16
-    assert set(results["labels"]["report"]["vqa"]) == {"0", "1"} and "vqa" not in results["clip-pooled-k1"]["report"]
+    settings = {"clip", "labels", "random", "clip-ft", "clip-grid-all", "clip-pooled-k1", "clip-pooled-k2",
+                "clip-grid-pool2"}
+    assert {f"{setting}-seed{seed}" for setting in settings for seed in (0, 1)} <= set(results)
+    assert results["clip-grid-all-seed0"]["report"]["steps"] == 1 and results["clip-seed0"]["report"]["steps"] == 2
+    assert [results[f"clip-pooled-k{k}-seed1"]["report"]["k"] for k in (1, 2)] == [1, 2]
+    assert results["clip-grid-pool2-seed0"]["report"]["k"] * 4 == results["clip-seed0"]["report"]["k"] == 16
+    assert set(results["labels-seed0"]["report"]["vqa"]) == {"0", "1"} and "vqa" not in results["clip-pooled-k1-seed0"]["report"]
+    # Seeds give different projections; every run is evaluated on the same scenes.
+    first, second = (LimberForCausalLM.from_pretrained(root / "out" / "limber" / f"clip-seed{seed}") for seed in (0, 1))
+    assert not torch.equal(first.projection.weight, second.projection.weight)
+    assert len(results["clip-seed0"]["report"]["per_item"]["cider_d"]) == 3
+    # The fine-tuned run trained its encoder: the adapter carries it and it differs from the CLIP tower.
+    tuned = LimberForCausalLM.from_pretrained(root / "out" / "limber" / "clip-ft-seed0")
+    assert tuned.config.train_image_encoder
+    assert not torch.equal(tuned.image_encoder.vision_model.position_embedding,
+                           first.image_encoder.vision_model.position_embedding)
     # The label-only tower has the CLIP tower's architecture, and its own weights.
     clip_tower = ClipVisionModel.from_pretrained(root / "clip")
     label_tower = ClipVisionModel.from_pretrained(root / "out" / "encoders" / "labels")
     assert clip_tower.config.to_dict()["hidden_size"] == label_tower.config.to_dict()["hidden_size"]
     assert not torch.equal(clip_tower.vision_model.position_embedding, label_tower.vision_model.position_embedding)
     page = (root / "docs" / "comparison.md").read_text()
-    assert "| clip |" in page and "| labels |" in page and "| random |" in page and "| pooled k=2 |" in page
-    assert "language supervision first:" in page and "grid: 4 pooled tokens" in page
+    assert "| clip | 2 |" in page and "| labels | 2 |" in page and "| clip-ft | 2 |" in page
+    assert "| clip-pooled-k2 | 2 |" in page and "| clip-grid-pool2 | 2 |" in page
+    assert "| clip vs labels: language supervision" in page and "against all grid tokens" in page
+    assert any(word in page for word in ("| holds |", "| fails |", "| cannot be told apart |"))
     # Every run's model card carries its own results and the comparison's plots.
-    card = (root / "out" / "limber" / "labels" / "README.md").read_text()
+    card = (root / "out" / "limber" / "labels-seed1" / "README.md").read_text()
     assert "CIDEr-D" in card and "VQA accuracy, 1-shot" in card and "class labels only" in card
     assert "k_study.png" in card and "encoders.png" in card and "concept_recall.png" in card
     for plot in ("encoders.png", "k_study.png"):

@@ -1,8 +1,10 @@
 """LiMBeR's comparison, small: one image-tower architecture trained three ways — with language
 (CLIP), with class labels only, not at all (random) — each joined to the same frozen LM by a
-trained linear map; plus the prompt length k the paper left untested (pooled features split into
-k tokens, and the token grid average-pooled). `hf-limber compare-encoders RECIPE` runs it all,
-reusing every finished run, and writes a results page with plots.
+trained linear map, plus the CLIP tower trained together with the map; and the prompt length k the
+paper left untested (pooled features split into k tokens, and the token grid average-pooled). Every
+setting runs with several seeds, trained by the LiMBeR recipe with overrides, and is evaluated on
+the same scenes, so the page can judge each claim by a paired bootstrap. `hf-limber compare-encoders
+RECIPE` runs it all, reusing every finished run (across sessions), and writes a results page.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from ..evaluation.limber_report import (
 from ..hub.cards import write_model_card
 from ..limber.modeling_limber import LimberForCausalLM
 from ..limber.processing_limber import LimberProcessor
+from ..recipes import parse_recipe
 from ..training.label_recipe import train_label_tower
 from ..training.limber_recipe import (
     LimberArguments,
@@ -43,12 +46,20 @@ from .compare_report import write_comparison
 __all__ = ["ENCODER_ROLES", "CompareArguments", "Run", "compare_encoders", "planned_runs", "prepare_encoders"]
 
 
-def _training_arguments(args: CompareArguments, output_dir: Path, steps: int, **overrides: Any):
-    return LimberTrainingArguments(
-        output_dir=str(output_dir), per_device_train_batch_size=args.batch_size, max_steps=steps,
-        warmup_steps=min(30, steps // 5), use_cpu=True, bf16=False, logging_steps=10,
-        save_strategy="no", eval_strategy="no", dataloader_num_workers=0, seed=args.seed, **overrides,
-    )
+def run_recipe(args: CompareArguments, run: Run, encoder: str, model_dir: Path,
+               cache: Path) -> tuple[LimberArguments, LimberTrainingArguments]:
+    """The LiMBeR recipe with this run's overrides: encoder, data, k, steps, seed, output."""
+    overrides = [
+        "--image_encoder", str(Path(encoder).resolve()), "--language_model", str(Path(args.language_model).resolve()),
+        "--dataset", args.dataset, "--features", run.features, "--num_pooled_tokens", str(run.num_pooled_tokens),
+        "--token_pool", str(run.token_pool), "--output_dir", str(model_dir), "--max_steps", str(run.steps),
+        "--per_device_train_batch_size", str(args.batch_size), "--seed", str(run.seed), "--eval_split", "null",
+        "--save_strategy", "no", "--disable_tqdm", "true", "--overwrite_output_dir", "true",
+        "--train_image_encoder", str(run.train_image_encoder).lower(),
+    ]
+    if not run.train_image_encoder:  # a trained encoder changes its features every step: from pixels then
+        overrides += ["--cached_features", str(cache)]
+    return parse_recipe(args.limber_recipe, (LimberArguments, LimberTrainingArguments), overrides)
 
 
 def prepare_encoders(args: CompareArguments, out: Path) -> dict[str, str]:
@@ -71,24 +82,22 @@ def prepare_encoders(args: CompareArguments, out: Path) -> dict[str, str]:
 
 def _run(args: CompareArguments, run: Run, encoder: str, out: Path) -> dict[str, Any]:
     model_dir, cache = out / "limber" / run.name, out / "features" / run.cache_name
-    limber_args = LimberArguments(
-        image_encoder=str(Path(encoder).resolve()), language_model=str(Path(args.language_model).resolve()),
-        dataset=args.dataset, cached_features=str(cache), features=run.features,
-        num_pooled_tokens=run.num_pooled_tokens, token_pool=run.token_pool)
-    if not (cache / "dataset_dict.json").is_file():
+    limber_args, training_args = run_recipe(args, run, encoder, model_dir, cache)
+    if not run.train_image_encoder and not (cache / "dataset_dict.json").is_file():
         model, processor = build_model(limber_args)
         cache_features(model, processor, load_from_disk(args.dataset)).save_to_disk(str(cache))
     if not (model_dir / "model.safetensors").is_file():
-        train_limber(limber_args, _training_arguments(args, model_dir, run.steps))
+        train_limber(limber_args, training_args)
     model = LimberForCausalLM.from_pretrained(model_dir)
     processor = LimberProcessor.from_pretrained(model_dir)
     main = run.study == "encoders"
+    # The same scenes and questions for every run (evaluation seed 0): the comparisons are paired.
     settings = LimberEvalSettings(split="validation", num_examples=args.eval_examples if main else args.k_eval_examples,
-                                  vqa_shots=args.vqa_shots if main else (), seed=args.seed)
+                                  vqa_shots=args.vqa_shots if main else (), seed=0)
     evaluation = evaluate_limber(model, processor, load_from_disk(args.dataset), settings, load_scorer(args.clip))
     write_limber_report(evaluation, load_from_disk(args.dataset)["validation"], settings, model_dir / "eval-validation",
                         {"model": run.name, "encoder": encoder, "k": model.config.num_image_tokens,
-                         "steps": run.steps})
+                         "steps": run.steps, "seed": run.seed})
     return json.loads((model_dir / "eval-validation" / "report.json").read_text())
 
 
@@ -107,8 +116,8 @@ def compare_encoders(args: CompareArguments) -> Path:
         print(f"{run.name}: features={run.features} k-options pooled={run.num_pooled_tokens} pool={run.token_pool}")
         started = time.perf_counter()
         report = _run(args, run, encoders[run.encoder], out)
-        results[run.name] = {"study": run.study, "encoder": run.encoder, "seconds": round(time.perf_counter() - started, 1),
-                             "report": report}
+        results[run.name] = {"study": run.study, "setting": run.setting, "encoder": run.encoder, "seed": run.seed,
+                             "seconds": round(time.perf_counter() - started, 1), "report": report}
         results_path.parent.mkdir(parents=True, exist_ok=True)
         results_path.write_text(json.dumps(results, indent=2) + "\n")
     page = write_comparison(args, results)
@@ -125,7 +134,7 @@ def _write_card(args: CompareArguments, model_dir: Path, result: dict[str, Any],
     return write_model_card(model_dir, kind="limber", results=card_results(result["report"], Path(args.dataset).name),
                             plots=plots, training={
                                 "data": args.dataset,
-                                "image encoder": ENCODER_ROLES[result["encoder"]],
-                                "steps": f"{steps} x {args.batch_size} captions (cached features)",
+                                "image encoder": ENCODER_ROLES.get(result["setting"], ENCODER_ROLES[result["encoder"]]),
+                                "steps": f"{steps} x {args.batch_size} captions, seed {result['seed']}",
                                 "comparison": f"{page} (every encoder and k; its plots are below)",
                                 "run time (features, training, evaluation)": f"{result['seconds'] / 60:.1f} min"})
