@@ -20,9 +20,12 @@ def test_recipe_parses(path, tmp_path, monkeypatch):
     monkeypatch.setenv("ACCELERATE_USE_CPU", "true")
     if path.name == "compare-encoders.yaml":  # a study of several runs, not one training
         (study,) = parse_recipe(path, (CompareArguments,))
-        names = [run.name for run in planned_runs(study)]
-        assert names[:3] == ["clip", "labels", "random"] and "clip-grid-pool2" in names
-        assert [f"clip-pooled-k{k}" for k in (1, 2, 4, 8, 16)] == [n for n in names if "pooled" in n]
+        runs = planned_runs(study)
+        assert [run.setting for run in runs[:4]] == ["clip", "labels", "random", "clip-ft"]
+        assert {run.seed for run in runs} == set(study.seeds) and len(study.seeds) >= 3
+        assert [f"clip-pooled-k{k}" for k in (1, 2, 4, 8, 16)] == [r.setting for r in runs if "pooled" in r.name
+                                                                    and r.seed == study.seeds[0]]
+        assert Path(study.limber_recipe).is_file() or (RECIPES.parent / study.limber_recipe).is_file()
         return
     # bf16 needs a GPU or use_cpu; parsing on a CPU machine checks everything else.
     recipe, training = parse_recipe(path, KINDS[path.parent.name], ["--output_dir", str(tmp_path), "--bf16", "false"])
