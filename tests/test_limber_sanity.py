@@ -62,7 +62,8 @@ def captions_from_features(model: LimberForCausalLM, processor: LimberProcessor,
     return processor.decode_captions(tokens)
 
 
-def train_and_caption(tmp_path, lm, tokenizer, captions: list[str], prompt: str, steps: int, learning_rate: float):
+def train_and_caption(tmp_path, lm, tokenizer, captions: list[str], prompt: str, steps: int, learning_rate: float,
+                      projection_init: str = "random"):
     lm.save_pretrained(tmp_path / "lm")
     tokenizer.save_pretrained(tmp_path / "lm")
     image_encoder("clip-vit").save_pretrained(tmp_path / "encoder")
@@ -73,7 +74,7 @@ def train_and_caption(tmp_path, lm, tokenizer, captions: list[str], prompt: str,
     scenes.save_to_disk(tmp_path / "cache")
     arguments = LimberArguments(image_encoder=str(tmp_path / "encoder"), language_model=str(tmp_path / "lm"),
                                 dataset=str(tmp_path / "cache"), cached_features=str(tmp_path / "cache"),
-                                eval_split=None, **{k: v for k, v in options.items()})
+                                eval_split=None, projection_init=projection_init, **options)
     training = LimberTrainingArguments(output_dir=str(tmp_path / "limber"), per_device_train_batch_size=8,
                                        max_steps=steps, learning_rate=learning_rate, warmup_steps=10, use_cpu=True,
                                        logging_steps=steps, seed=0, disable_tqdm=True)
@@ -91,6 +92,13 @@ def test_a_projection_learns_to_say_its_training_captions(tmp_path):
     captions = [caption(*scene) for scene in SCENES]
     generated = train_and_caption(tmp_path, pretrained_tiny_lm(), word_tokenizer(), captions, "a picture of",
                                   steps=300, learning_rate=1e-2)
+    assert exact_matches(generated, captions) >= 0.8, list(zip(generated, captions))
+
+
+def test_the_ridge_start_learns_the_same_captions_in_a_fifth_of_the_steps(tmp_path):
+    captions = [caption(*scene) for scene in SCENES]
+    generated = train_and_caption(tmp_path, pretrained_tiny_lm(), word_tokenizer(), captions, "a picture of",
+                                  steps=60, learning_rate=1e-2, projection_init="ridge")
     assert exact_matches(generated, captions) >= 0.8, list(zip(generated, captions))
 
 

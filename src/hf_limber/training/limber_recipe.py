@@ -15,6 +15,7 @@ from ..limber.modeling_limber import LimberForCausalLM
 from ..limber.processing_limber import LimberProcessor
 from ..limber.remote_code import check_location
 from .caption_collator import CaptionCollator
+from .limber_init import ridge_init_
 from .output_dir import resume_point
 from .precision import SlowBf16Warning
 
@@ -43,6 +44,10 @@ class LimberArguments:
     soft_prompt_norm: str | None = field(
         default=None, metadata={"help": "rescale soft prompts to this L2 norm; 'auto': the LM's mean token-embedding norm"})
     projection_dropout: float = 0.1
+    projection_init: str = field(default="random", metadata={
+        "help": "random (the paper), or ridge: least squares from image features to the caption words' embeddings "
+        "(training.limber_init), refined by training"})
+    ridge_examples: int = field(default=2000, metadata={"help": "training images the ridge start is solved on"})
     train_image_encoder: bool = field(default=False, metadata={
         "help": "train the image encoder with the projection (the paper's BEiT-FT); needs pixels, not cached features"})
     max_train_samples: int | None = None
@@ -130,6 +135,21 @@ def _training_data(args: LimberArguments) -> tuple[Dataset | IterableDataset, Da
             args.image_column, args.caption_column)
 
 
+def _ridge_start(model: LimberForCausalLM, processor: LimberProcessor, train: Dataset, image_column: str,
+                 caption_column: str, examples: int) -> None:
+    rows = train.select(range(min(examples, len(train))))
+    captions = [[texts] if isinstance(texts, str) else list(texts) for texts in rows[caption_column]]
+    if FEATURE_COLUMN in rows.column_names:
+        column = rows.with_format("torch", columns=[FEATURE_COLUMN])[FEATURE_COLUMN]
+        features = column if isinstance(column, torch.Tensor) else torch.stack(list(column))
+    else:
+        pixels = processor.image_processor([prepare_image(image) for image in rows[image_column]],
+                                           return_tensors="pt")["pixel_values"]
+        with torch.no_grad():
+            features = torch.cat([model.image_features(chunk) for chunk in pixels.split(64)])
+    ridge_init_(model, features, captions, processor.tokenizer)
+
+
 def train_limber(args: LimberArguments, training_args: LimberTrainingArguments) -> LimberForCausalLM:
     if args.train_image_encoder and args.cached_features:
         raise ValueError("train_image_encoder trains the encoder, so its features change every step: train from the "
@@ -140,6 +160,10 @@ def train_limber(args: LimberArguments, training_args: LimberTrainingArguments) 
     train, evaluation, image_column, caption_column = _training_data(args)
     if evaluation is None:
         training_args.eval_strategy = "no"  # eval_split: null (or no such split) turns evaluation off
+    if args.projection_init == "ridge" and resume is None:
+        _ridge_start(model, processor, train, image_column, caption_column, args.ridge_examples)
+    elif args.projection_init not in ("random", "ridge"):
+        raise ValueError(f"projection_init: {args.projection_init!r} is neither 'random' nor 'ridge'.")
     collator = CaptionCollator(processor, image_column=image_column, caption_column=caption_column,
                                seed=training_args.seed)
     trainer = Trainer(model=model, args=training_args, data_collator=collator, train_dataset=train,
