@@ -192,3 +192,20 @@ def test_bf16_warning_only_where_bf16_is_emulated(tmp_path, monkeypatch, bf16, n
     monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: native)
     args = ContrastiveTrainingArguments(output_dir=str(tmp_path), bf16=bf16, use_cpu=True)
     assert (precision.slow_bf16_message(args) is not None) == warns
+
+
+def test_scale_augmentation_shrinks_and_places_pictures_reproducibly():
+    from PIL import Image
+
+    red = Image.new("RGB", (40, 40), (255, 0, 0))
+    collator = ImageTextCollator(processor=None, scale_augment=(0.25, 0.5))
+    torch.manual_seed(0)
+    first = [collator._augment(red) for _ in range(20)]
+    for picture in first:
+        assert picture.size == (40, 40)
+        red_pixels = sum(1 for pixel in picture.getdata() if pixel[0] > 200 and pixel[1] < 50)
+        assert 10 * 10 * 0.8 <= red_pixels <= 20 * 20 * 1.2  # a side of 10 to 20 pixels, on white
+    assert len({picture.tobytes() for picture in first}) > 5  # sizes and places vary
+    torch.manual_seed(0)  # the Trainer's generator: a resumed run sees the same pictures
+    assert [collator._augment(red).tobytes() for _ in range(20)] == [picture.tobytes() for picture in first]
+    assert ImageTextCollator(processor=None)._augment(red) is red

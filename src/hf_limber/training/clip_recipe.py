@@ -29,6 +29,9 @@ class ClipRecipeArguments:
     tokenizer: str = field(default="train", metadata={
         "help": "'train': a new BPE on the training captions; 'clip': the released CLIP vocabulary; or a folder"})
     vocab_size: int = 8192
+    scale_augment: list[float] | None = field(default=None, metadata={
+        "help": "two numbers (smallest, largest): shrink each training picture by a random share in that range "
+        "and paste it at a random place on white, so the tower learns objects at the sizes scenes show them"})
     overwrite_output_dir: bool = field(default=False, metadata={
         "help": "train over an earlier run in output_dir (else: resume it with resume_from_checkpoint, or refuse)"})
 
@@ -68,7 +71,8 @@ def train_clip(args: ClipRecipeArguments, training_args: ContrastiveTrainingArgu
     trainer = ContrastiveTrainer(
         model=model, args=training_args, processing_class=processor,
         train_dataset=pairs[args.train_split], eval_dataset=pairs.get(args.eval_split),
-        data_collator=ImageTextCollator(processor, image_column="image", text_column="text"),
+        data_collator=ImageTextCollator(processor, image_column="image", text_column="text",
+                                        scale_augment=tuple(args.scale_augment) if args.scale_augment else None),
         callbacks=[SkippedSamplesCallback(pairs[args.train_split].skip_counter)],
     )
     trainer.train(resume_from_checkpoint=resume)
