@@ -162,3 +162,43 @@ def test_full_size_vit_b32_matches_transformers():
     ours = convert.from_transformers(reference)
     assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in reference.parameters())
     assert_embeddings_match(reference, ours, torch.randn(1, 3, 224, 224), text_ids(1, 77, 49408))
+
+
+def test_other_resolutions_match_transformers_interpolate_pos_encoding():
+    torch.manual_seed(0)
+    reference = CLIPModel(CLIPConfig(
+        projection_dim=32,
+        text_config=dict(vocab_size=500, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                         num_attention_heads=2, max_position_embeddings=16, eos_token_id=499),
+        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                           image_size=48, patch_size=16),
+    )).eval()
+    randomise_(reference)
+    ours = convert.from_transformers(reference)
+    for height, width in ((96, 96), (64, 112), (48, 48)):
+        pixels = torch.randn(2, 3, height, width)
+        with torch.no_grad():
+            theirs = reference.get_image_features(pixels, interpolate_pos_encoding=True)
+            theirs = getattr(theirs, "pooler_output", theirs)
+            torch.testing.assert_close(ours.get_image_features(pixels, interpolate_pos_encoding=True), theirs,
+                                       atol=ATOL, rtol=0)
+    with pytest.raises(ValueError, match="interpolate_pos_encoding=True"):
+        ours.get_image_features(torch.randn(1, 3, 96, 96))
+    with pytest.raises(ValueError, match="multiples of 16"):
+        ours.get_image_features(torch.randn(1, 3, 100, 96), interpolate_pos_encoding=True)
+
+
+def test_a_resnet_tower_at_another_resolution_keeps_its_grid_and_resizes_its_pool_positions():
+    from hf_limber import ClipConfig, ClipVisionModel
+
+    torch.manual_seed(0)
+    tower = ClipVisionModel(ClipConfig.from_preset("tiny-resnet").vision_config).eval()
+    size = tower.config.image_size
+    pixels = torch.randn(1, 3, size, size)
+    with torch.no_grad():
+        native = tower(pixels)
+        same = tower(pixels, interpolate_pos_encoding=True)
+        large = tower(torch.nn.functional.interpolate(pixels, scale_factor=2), interpolate_pos_encoding=True)
+    torch.testing.assert_close(same.pooler_output, native.pooler_output)  # nothing to resize at its own size
+    assert large.last_hidden_state.shape[1] == 4 * native.last_hidden_state.shape[1]  # the grid doubles a side
+    assert large.pooler_output.shape == native.pooler_output.shape

@@ -163,8 +163,11 @@ class ClipVisionModel(ClipPreTrainedModel):
         self.vision_model = vision_tower(config)
         self.post_init()
 
-    def forward(self, pixel_values: torch.Tensor, output_hidden_states: bool = False, **kwargs: Any) -> BaseModelOutputWithPooling:
-        return self.vision_model(pixel_values, output_hidden_states)
+    def forward(self, pixel_values: torch.Tensor, output_hidden_states: bool = False,
+                interpolate_pos_encoding: bool = False, **kwargs: Any) -> BaseModelOutputWithPooling:
+        """`interpolate_pos_encoding=True` takes images of another size (a multiple of the tower's stride):
+        the position embeddings are resized to the new grid."""
+        return self.vision_model(pixel_values, output_hidden_states, interpolate_pos_encoding)
 
 
 class ClipVisionForImageClassification(ClipPreTrainedModel):
@@ -228,8 +231,9 @@ class ClipVisionModelWithProjection(ClipPreTrainedModel):
         self.visual_projection = visual_projection(config)
         self.post_init()
 
-    def forward(self, pixel_values: torch.Tensor, output_hidden_states: bool = False, **kwargs: Any) -> ClipVisionModelOutput:
-        out = self.vision_model(pixel_values, output_hidden_states)
+    def forward(self, pixel_values: torch.Tensor, output_hidden_states: bool = False,
+                interpolate_pos_encoding: bool = False, **kwargs: Any) -> ClipVisionModelOutput:
+        out = self.vision_model(pixel_values, output_hidden_states, interpolate_pos_encoding)
         return ClipVisionModelOutput(
             image_embeds=self.visual_projection(out.pooler_output),
             last_hidden_state=out.last_hidden_state, hidden_states=out.hidden_states,
@@ -262,9 +266,9 @@ class ClipModel(ClipPreTrainedModel):
         """Text embeddings in the shared space, not normalised (as in transformers)."""
         return self.text_projection(self.text_model(input_ids, attention_mask).pooler_output)
 
-    def get_image_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
+    def get_image_features(self, pixel_values: torch.Tensor, interpolate_pos_encoding: bool = False) -> torch.Tensor:
         """Image embeddings in the shared space, not normalised (as in transformers)."""
-        return self.visual_projection(self.vision_model(pixel_values).pooler_output)
+        return self.visual_projection(self.vision_model(pixel_values, False, interpolate_pos_encoding).pooler_output)
 
     def logit_scale_multiplier(self) -> torch.Tensor:
         """exp(logit_scale), the factor on the cosine similarities (the inverse of the paper's temperature)."""

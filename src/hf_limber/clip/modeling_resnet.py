@@ -7,14 +7,16 @@ of a strided convolution), and attention pooling over the final grid instead of 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
-from .configuration_clip import ClipVisionConfig
-from .modeling_transformer import check_pixel_values, with_init_std
+from .configuration_clip import RESNET_STRIDE, ClipVisionConfig
+from .modeling_transformer import check_pixel_values, resize_grid_positions, with_init_std
 
 EXPANSION = 4
 
@@ -69,8 +71,10 @@ class AttentionPool2d(nn.Module):
         self.v_proj = with_init_std(nn.Linear(width, width), width**-0.5)
         self.c_proj = with_init_std(nn.Linear(width, output_dim), width**-0.5)
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        x = torch.cat([tokens.mean(dim=1, keepdim=True), tokens], dim=1) + self.positional_embedding.to(tokens.dtype)
+    def forward(self, tokens: torch.Tensor, grid: Sequence[int] | None = None) -> torch.Tensor:
+        positions = self.positional_embedding if grid is None else resize_grid_positions(self.positional_embedding,
+                                                                                           grid, prefix=1)
+        x = torch.cat([tokens.mean(dim=1, keepdim=True), tokens], dim=1) + positions.to(tokens.dtype)
         batch, length, width = x.shape
         # Only the mean token is read out, so only its query is computed.
         q = self.q_proj(x[:, :1]).view(batch, 1, self.heads, -1).transpose(1, 2)
@@ -101,8 +105,9 @@ class ModifiedResNetTower(nn.Module):
         self.attnpool = AttentionPool2d(config.grid_size, config.feature_size, config.num_attention_heads,
                                         config.projection_dim)
 
-    def forward(self, pixel_values: torch.Tensor, output_hidden_states: bool = False) -> BaseModelOutputWithPooling:
-        check_pixel_values(pixel_values, self.config)
+    def forward(self, pixel_values: torch.Tensor, output_hidden_states: bool = False,
+                interpolate_pos_encoding: bool = False) -> BaseModelOutputWithPooling:
+        check_pixel_values(pixel_values, self.config, RESNET_STRIDE, interpolate_pos_encoding)
         x = pixel_values.to(self.conv1.weight.dtype)
         for conv, bn in ((self.conv1, self.bn1), (self.conv2, self.bn2), (self.conv3, self.bn3)):
             x = F.relu(bn(conv(x)))
@@ -112,10 +117,11 @@ class ModifiedResNetTower(nn.Module):
             x = stage(x)
             if states is not None:
                 states.append(x)
+        grid_shape = x.shape[-2:]
         grid = x.flatten(2).transpose(1, 2)
         # The attention pool ends in the projection to the shared space (the paper's layout), so the
         # pooled vector is already an image embedding.
         return BaseModelOutputWithPooling(
-            last_hidden_state=grid, pooler_output=self.attnpool(grid),
+            last_hidden_state=grid, pooler_output=self.attnpool(grid, grid_shape),
             hidden_states=tuple(states) if states is not None else None,
         )

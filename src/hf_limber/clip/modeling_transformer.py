@@ -6,6 +6,9 @@ Attention packs q, k and v in one matrix (one matmul instead of three) and runs 
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -173,22 +176,46 @@ class VisionTransformerTower(nn.Module):
         self.encoder = Encoder(config)
         self.post_layernorm = nn.LayerNorm(width, eps=config.layer_norm_eps)
 
-    def forward(self, pixel_values: torch.Tensor, output_hidden_states: bool = False) -> BaseModelOutputWithPooling:
-        check_pixel_values(pixel_values, self.config)
+    def forward(self, pixel_values: torch.Tensor, output_hidden_states: bool = False,
+                interpolate_pos_encoding: bool = False) -> BaseModelOutputWithPooling:
+        check_pixel_values(pixel_values, self.config, self.config.patch_size, interpolate_pos_encoding)
         patches = self.patch_embedding(pixel_values.to(self.patch_embedding.weight.dtype))
+        positions = resize_grid_positions(self.position_embedding, patches.shape[-2:], prefix=1)
         x = patches.flatten(2).transpose(1, 2)
         cls = self.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1)
-        x = self.pre_layernorm(torch.cat([cls, x], dim=1) + self.position_embedding)
+        x = self.pre_layernorm(torch.cat([cls, x], dim=1) + positions)
         x, hidden_states = self.encoder(x, output_hidden_states=output_hidden_states)
         return BaseModelOutputWithPooling(
             last_hidden_state=x, pooler_output=self.post_layernorm(x[:, 0]), hidden_states=hidden_states
         )
 
 
-def check_pixel_values(pixel_values: torch.Tensor, config: ClipVisionConfig) -> None:
+def check_pixel_values(pixel_values: torch.Tensor, config: ClipVisionConfig, stride: int,
+                       interpolate_pos_encoding: bool = False) -> None:
+    """The tower's own size, or with `interpolate_pos_encoding` any size its stride divides."""
     expected = (config.num_channels, config.image_size, config.image_size)
+    if interpolate_pos_encoding and pixel_values.ndim == 4 and pixel_values.shape[1] == config.num_channels:
+        if all(side % stride == 0 and side >= stride for side in pixel_values.shape[2:]):
+            return
+        raise ValueError(f"pixel_values has shape {tuple(pixel_values.shape)}: with interpolate_pos_encoding=True "
+                         f"its height and width must be multiples of {stride} (the tower's stride).")
     if pixel_values.ndim != 4 or tuple(pixel_values.shape[1:]) != expected:
         raise ValueError(
             f"pixel_values has shape {tuple(pixel_values.shape)}, the image tower expects (batch, "
-            f"{', '.join(map(str, expected))}). Prepare images with the model's ClipProcessor."
+            f"{', '.join(map(str, expected))}). Prepare images with the model's ClipProcessor, or pass "
+            "interpolate_pos_encoding=True for another size."
         )
+
+
+def resize_grid_positions(positions: torch.Tensor, grid: Sequence[int], prefix: int) -> torch.Tensor:
+    """Position embeddings (prefix tokens, then a square grid, row by row) for another grid (height,
+    width): the grid part resized bicubically, as open_clip's resize_pos_embed and transformers'
+    interpolate_pos_encoding do. Unchanged when the grid already fits."""
+    height, width = int(grid[0]), int(grid[1])
+    side = math.isqrt(positions.shape[0] - prefix)
+    if (height, width) == (side, side):
+        return positions
+    table = positions[prefix:].reshape(1, side, side, -1).permute(0, 3, 1, 2).float()
+    resized = nn.functional.interpolate(table, size=(height, width), mode="bicubic", align_corners=False)
+    resized = resized.permute(0, 2, 3, 1).reshape(height * width, -1).to(positions.dtype)
+    return torch.cat([positions[:prefix], resized])
