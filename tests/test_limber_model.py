@@ -260,3 +260,19 @@ def test_the_fine_tuned_encoder_setting_trains_and_saves_the_encoder(tmp_path):
     torch.testing.assert_close(reloaded.image_features(pixels), model.image_features(pixels))
     frozen = LimberForCausalLM.from_parts(image_encoder("clip-vit"), language_model("llama"))
     assert not any(p.requires_grad for p in frozen.image_encoder.parameters())
+
+
+def test_the_encoder_can_see_larger_pictures_than_it_was_trained_on(tmp_path):
+    encoder = image_encoder("clip-resnet")
+    native = encoder.config.vision_config.image_size
+    model = LimberForCausalLM.from_parts(encoder, language_model("llama"), image_size=2 * native, token_pool=2)
+    base = LimberForCausalLM.from_parts(image_encoder("clip-resnet"), language_model("llama"))
+    assert model.config.image_size == 2 * native
+    assert model.config.num_image_tokens == base.config.num_image_tokens  # 4x the grid, pooled 2x2
+    processor = LimberProcessor.for_model(model, word_tokenizer())
+    batch = processor(images=images(2), text=["a red cat", "a blue dog"])
+    assert batch["pixel_values"].shape[-1] == 2 * native
+    assert model(**batch, labels=batch["input_ids"]).loss.isfinite()
+    model.save_pretrained(tmp_path)
+    processor.save_pretrained(tmp_path)
+    assert LimberProcessor.from_pretrained(tmp_path)(images=images(1))["pixel_values"].shape[-1] == 2 * native

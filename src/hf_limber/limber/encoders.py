@@ -60,13 +60,15 @@ def _tokens(states: torch.Tensor) -> torch.Tensor:
 
 
 def encode(model: nn.Module, pixel_values: torch.Tensor, layer: int = -1, pooled: bool = False) -> torch.Tensor:
-    """Per-token features (batch, tokens, width) or the pooled vector (batch, width) of a frozen encoder."""
+    """Per-token features (batch, tokens, width) or the pooled vector (batch, width) of a frozen encoder.
+    Pictures of another size than the encoder's own go through its `interpolate_pos_encoding`."""
     if is_timm(model):
         features = model.forward_features(pixel_values)
         if pooled:
             return model.forward_head(features, pre_logits=True)
         return _tokens(features)
-    out = model(pixel_values=pixel_values, output_hidden_states=layer != -1)
+    resized = {"interpolate_pos_encoding": True} if pixel_values.shape[-1] != encoder_image_size(model) else {}
+    out = model(pixel_values=pixel_values, output_hidden_states=layer != -1, **resized)
     if pooled:
         if getattr(out, "pooler_output", None) is not None:
             return out.pooler_output
@@ -82,9 +84,12 @@ def encoder_image_size(model: nn.Module) -> int:
 
 
 @torch.no_grad()
-def measure(model: nn.Module, layer: int = -1) -> FeatureShape:
-    """Run one blank image through the encoder and read the shapes off its outputs."""
-    size = encoder_image_size(model)
+def measure(model: nn.Module, layer: int = -1, image_size: int | None = None) -> FeatureShape:
+    """Run one blank image through the encoder (at its own size, or ``image_size``) and read the shapes
+    off its outputs."""
+    if image_size is not None and is_timm(model):
+        raise ValueError("image_size: timm encoders run at their own input size here; leave image_size out.")
+    size = image_size or encoder_image_size(model)
     parameter = next(model.parameters())
     blank = torch.zeros(1, 3, size, size, dtype=parameter.dtype, device=parameter.device)
     was_training = model.training

@@ -86,7 +86,8 @@ class LimberForCausalLM(PreTrainedModel):
         """Join an image encoder and a causal LM (models or paths) with a new, trainable projection.
 
         `projection_options` are LimberConfig fields: features, feature_layer, drop_class_token, train_image_encoder,
-        num_pooled_tokens, token_pool, image_token, prompt, projection_dropout, normalize_features,
+        num_pooled_tokens, token_pool, image_token, prompt, projection_dropout, normalize_features, image_size
+        (feed the encoder pictures of this size instead of its own: a ResNet's grid grows with it),
         soft_prompt_norm ("auto": the LM's mean token-embedding norm, measured here) — and, for a timm
         encoder created with non-default arguments, timm_kwargs (they cannot be read back from the model).
         """
@@ -102,7 +103,8 @@ class LimberForCausalLM(PreTrainedModel):
         options = dict(projection_options)
         if options.get("soft_prompt_norm") == "auto":
             options["soft_prompt_norm"] = mean_embedding_norm(language_model)
-        shape = measure(image_encoder, options.get("feature_layer", -1))
+        # Another input size than the encoder's own: more grid tokens, its position embeddings resized.
+        shape = measure(image_encoder, options.get("feature_layer", -1), options.pop("image_size", None))
         features = options.get("features", "tokens")
         timm_model = getattr(image_encoder, "pretrained_cfg", {}).get("architecture") if is_timm(image_encoder) else None
         config = LimberConfig(

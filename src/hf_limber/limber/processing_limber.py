@@ -44,15 +44,19 @@ def inert_text(text: str, image_token: str = "<image>") -> str:
 def image_processor_for(model: torch.nn.Module, config: LimberConfig) -> CLIPImageProcessor:
     """Resize, centre-crop and normalise as the encoder expects: the image processor saved with the
     encoder when there is one, timm's statistics for timm encoders, CLIP's otherwise."""
-    if config.vision_source:
-        try:
-            return AutoImageProcessor.from_pretrained(config.vision_source)
-        except (OSError, ValueError):
-            pass  # an encoder folder without a preprocessor config
     size = config.image_size
     options: dict[str, Any] = {}
+    if config.vision_source:
+        try:
+            saved = AutoImageProcessor.from_pretrained(config.vision_source)
+        except (OSError, ValueError):
+            saved = None  # an encoder folder without a preprocessor config
+        if saved is not None and getattr(saved, "crop_size", {}).get("height", size) == size:
+            return saved
+        if saved is not None:  # the encoder's statistics at the size this model feeds it
+            options = {"image_mean": list(saved.image_mean), "image_std": list(saved.image_std)}
     cfg = getattr(getattr(model, "image_encoder", model), "pretrained_cfg", None)
-    if cfg is not None:
+    if cfg is not None and not options:
         options = {"image_mean": list(cfg["mean"]), "image_std": list(cfg["std"])}
     return CLIPImageProcessor(size={"shortest_edge": size}, crop_size={"height": size, "width": size}, **options)
 

@@ -39,6 +39,8 @@ class LimberArguments:
     feature_layer: int = -1
     num_pooled_tokens: int = 1
     token_pool: int = field(default=1, metadata={"help": "average-pool the token grid by this factor per side"})
+    image_size: int | None = field(default=None, metadata={
+        "help": "feed the encoder pictures of this size instead of its own (a ResNet's grid grows with it)"})
     prompt: str = "A picture of"
     normalize_features: bool = field(default=False, metadata={"help": "layer-normalise image features before the map"})
     soft_prompt_norm: str | None = field(
@@ -79,7 +81,7 @@ def build_model(args: LimberArguments) -> tuple[LimberForCausalLM, LimberProcess
         args.image_encoder, args.language_model, features=args.features, feature_layer=args.feature_layer,
         num_pooled_tokens=args.num_pooled_tokens, token_pool=args.token_pool, prompt=args.prompt,
         normalize_features=args.normalize_features, projection_dropout=args.projection_dropout,
-        train_image_encoder=args.train_image_encoder,
+        train_image_encoder=args.train_image_encoder, image_size=args.image_size,
         soft_prompt_norm=args.soft_prompt_norm if args.soft_prompt_norm in (None, "auto") else float(args.soft_prompt_norm),
     )
     processor = LimberProcessor.for_model(model, AutoTokenizer.from_pretrained(args.language_model))
