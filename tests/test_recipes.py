@@ -34,4 +34,6 @@ def test_recipe_parses(path, tmp_path, monkeypatch):
         assert training.loss_mode in ("global", "local", "chunked")
         assert training.weight_decay == 0.2
     else:
-        assert (training.learning_rate, training.adam_beta2, training.max_grad_norm) == (8e-4, 0.95, 1.0)
+        # The paper's optimiser; the CPU recipe starts the map by least squares and trains it harder (issue 16).
+        paper_lr = 8e-4 if path.name.startswith("paper") else 3e-3
+        assert (training.learning_rate, training.adam_beta2, training.max_grad_norm) == (paper_lr, 0.95, 1.0)
