@@ -44,6 +44,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--vqa-shots", nargs="*", type=int, default=[0, 1, 2, 4])
     evaluate.add_argument("--max-new-tokens", type=int, default=24)
     evaluate.add_argument("--num-beams", type=int, default=1)
+    evaluate.add_argument("--repetition-penalty", type=float, default=None,
+                          help="default: LimberEvalSettings' (1.2, chosen by measurement)")
     evaluate.add_argument("--out", type=Path, default=None, help="report folder (default: MODEL/eval-SPLIT)")
     add_trust_argument(evaluate)
     add_card_arguments(evaluate)
@@ -136,7 +138,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
     processor = LimberProcessor.from_pretrained(args.model)
     dataset_dict = load_from_disk(str(args.dataset))
     settings = LimberEvalSettings(split=args.split or "validation", num_examples=args.num_examples,
-                                  vqa_shots=args.vqa_shots, max_new_tokens=args.max_new_tokens, num_beams=args.num_beams)
+                                  vqa_shots=args.vqa_shots, max_new_tokens=args.max_new_tokens, num_beams=args.num_beams,
+                                  **({"repetition_penalty": args.repetition_penalty}
+                                     if args.repetition_penalty is not None else {}))
     scorer_path = None if args.scorer == "none" else args.scorer or default_scorer(model)
     evaluation = evaluate_limber(model, processor, dataset_dict, settings, load_scorer(scorer_path))
     out = args.out or Path(args.model) / f"eval-{settings.split}"

@@ -39,7 +39,8 @@ class LimberEvalSettings:
     objects_column: str | None = "objects"  # per image, a list of {"noun": ...}: object recall and CHAIR
     max_new_tokens: int = 24
     num_beams: int = 1
-    repetition_penalty: float = 1.0
+    # Measured (issue 16): 1.2 took repetition loops from 21.5% of captions to 0 at the same object recall.
+    repetition_penalty: float = 1.2
     no_repeat_ngram_size: int = 0
     stop_at_sentence_end: bool = True  # a caption is one sentence: stop at its period, not 24 tokens later
     shuffled_baseline: bool = True  # VQA again with each question shown another image
