@@ -70,6 +70,19 @@ def test_convert_refuses_what_is_not_a_supported_source(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_convert_refuses_a_folder_that_holds_files(tmp_path):
+    reference = OpenClipCLIP(quick_gelu=True, **OPEN_CLIP_SMALL["resnet"]).eval()
+    save_file({k: v.contiguous() for k, v in reference.state_dict().items()}, tmp_path / "rn.safetensors")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "preprocessor_config.json").write_text('{"note": "another model\'s"}')
+    with pytest.raises(SystemExit, match="already holds files.*--overwrite"):
+        main(["convert", str(tmp_path / "rn.safetensors"), str(out)])
+    assert sorted(p.name for p in out.iterdir()) == ["preprocessor_config.json"]
+    assert main(["convert", str(tmp_path / "rn.safetensors"), str(out), "--overwrite"]) == 0
+    assert (out / "model.safetensors").is_file()
+
+
 @pytest.mark.timeout(600)
 def test_presets_load_from_an_installed_wheel(tmp_path):
     subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(tmp_path), str(ROOT)],

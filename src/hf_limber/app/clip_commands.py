@@ -24,6 +24,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--bpe", type=Path, default=None,
                         help="CLIP BPE merges file (bpe_simple_vocab_16e6.txt.gz) to save a processor with "
                         "an OpenAI-layout state dict; by default open_clip's copy is used when installed")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="write into OUT although it holds files (they may be replaced; others stay)")
     parser.set_defaults(run=run_convert)
 
     evaluate = subparsers.add_parser(
@@ -51,6 +53,10 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
 def run_convert(args: argparse.Namespace) -> int:
     from ..clip.convert import convert_path
 
+    if args.out.exists() and any(args.out.iterdir()) and not args.overwrite:
+        raise SystemExit(f"{args.out} already holds files ({', '.join(sorted(p.name for p in args.out.iterdir())[:5])}"
+                         "...): the converted model would be mixed with them (another model's processor files, "
+                         "say). Pass a new or empty folder, or --overwrite.")
     model, processor = convert_path(args.src, hidden_act=args.hidden_act, bpe_path=args.bpe)
     model.save_pretrained(args.out)
     if processor is not None:
