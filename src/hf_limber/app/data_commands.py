@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from ..data.catalog import NPM_DIR_ENV
 from ..data.plan import DEFAULT_HELD_OUT_STYLES
@@ -26,6 +29,7 @@ def _common_arguments(parser: argparse.ArgumentParser, image_size: int) -> None:
     )
     parser.add_argument(
         "--held-out",
+        dest="held_out_styles",
         type=_styles,
         default=list(DEFAULT_HELD_OUT_STYLES),
         help="comma-separated styles kept out of training, one test_<style> split each "
@@ -61,7 +65,7 @@ def _common_arguments(parser: argparse.ArgumentParser, image_size: int) -> None:
         help=f"node_modules folder with npm emoji packages (default: ${NPM_DIR_ENV} "
         "or ~/.cache/hf_limber/npm/node_modules)",
     )
-    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parser.add_argument("--no-progress", dest="progress", action="store_false", help="hide progress bars")
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -75,7 +79,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         "with a dataset card (README.md).",
     )
     _common_arguments(emoji, image_size=64)
-    emoji.add_argument("--skin-tones", action="store_true", help="add skin-tone variants as their own rows")
+    emoji.add_argument("--skin-tones", dest="include_skin_tones", action="store_true",
+                       help="add skin-tone variants as their own rows")
     emoji.add_argument("--common-concepts-only", action="store_true", help="keep only concepts that every style draws")
     emoji.set_defaults(run=run_emoji)
 
@@ -91,7 +96,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
                         help="scenes per evaluation split: validation, test_novel_concepts, each test_<style> "
                         "(default: 500)")
     scenes.add_argument("--grid", type=int, choices=(2, 3), default=2, help="cells a side (default: 2)")
-    scenes.add_argument("--captions", type=int, default=5, help="reference captions per scene (default: 5)")
+    scenes.add_argument("--captions", dest="captions_per_scene", type=int, default=5,
+                        help="reference captions per scene (default: 5)")
     scenes.set_defaults(run=run_scenes)
 
 
@@ -108,49 +114,22 @@ def _summary(out: Path, dataset) -> None:
     print(f"Saved to {out} in {report['build_seconds']} s (card: {out / 'README.md'})")
 
 
+def _build(builder: Callable[..., Any], args: argparse.Namespace) -> int:
+    """Each option is named as the builder's keyword argument, so the options pass through as they are."""
+    accepted = inspect.signature(builder).parameters
+    dataset = builder(args.out, **{name: value for name, value in vars(args).items()
+                                   if name in accepted and name != "out_dir"})
+    _summary(args.out, dataset)
+    return 0
+
+
 def run_emoji(args: argparse.Namespace) -> int:
     from ..data.emoji import build_emoji_dataset
 
-    dataset = build_emoji_dataset(
-        args.out,
-        styles=args.styles,
-        held_out_styles=args.held_out,
-        image_size=args.image_size,
-        background=args.background,
-        include_skin_tones=args.skin_tones,
-        seed=args.seed,
-        limit=args.limit,
-        cache_dir=args.cache_dir,
-        npm_dir=args.npm_dir,
-        validation_fraction=args.validation_fraction,
-        common_concepts_only=args.common_concepts_only,
-        vocabulary=args.vocabulary,
-        progress=not args.no_progress,
-    )
-    _summary(args.out, dataset)
-    return 0
+    return _build(build_emoji_dataset, args)
 
 
 def run_scenes(args: argparse.Namespace) -> int:
     from ..data.scenes import build_emoji_scenes
 
-    dataset = build_emoji_scenes(
-        args.out,
-        styles=args.styles,
-        held_out_styles=args.held_out,
-        num_scenes=args.num_scenes,
-        num_test_scenes=args.num_test_scenes,
-        image_size=args.image_size,
-        grid=args.grid,
-        background=args.background,
-        captions_per_scene=args.captions,
-        seed=args.seed,
-        limit=args.limit,
-        cache_dir=args.cache_dir,
-        npm_dir=args.npm_dir,
-        validation_fraction=args.validation_fraction,
-        vocabulary=args.vocabulary,
-        progress=not args.no_progress,
-    )
-    _summary(args.out, dataset)
-    return 0
+    return _build(build_emoji_scenes, args)

@@ -6,15 +6,17 @@ same card; timings go to ``build_report.json``.
 
 from __future__ import annotations
 
+import json
+import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
-from .plan import BuildPlan
+from .plan import BuildPlan, staged_output
 from .render import TileCache
 
 if TYPE_CHECKING:
@@ -171,6 +173,20 @@ def _version() -> str:
 
 def _parameters(report: dict[str, Any]) -> str:
     return "\n".join(f"- `{key}`: {value}" for key, value in report["parameters"].items())
+
+
+def save_build(out_dir: str | Path, dataset: DatasetDict, plan: BuildPlan, indexes: dict[str, dict[str, str]],
+               cache: TileCache, concepts_considered: int, parameters: dict[str, Any],
+               write_card: Callable[[Path, DatasetDict, BuildPlan, dict[str, Any]], None], started: float) -> None:
+    """Save a build with its card and build_report.json, staged: ``out_dir`` changes only when all is written."""
+    with staged_output(out_dir) as out:
+        dataset.save_to_disk(str(out))
+        report = build_report(plan, indexes, dataset, cache, concepts_considered=concepts_considered)
+        report["parameters"] = {"styles": list(plan.report.found), "held_out_styles": plan.held_out_styles,
+                                **parameters}
+        write_card(out, dataset, plan, report)
+        report["build_seconds"] = round(time.perf_counter() - started, 1)
+        (out / "build_report.json").write_text(json.dumps(report, indent=2) + "\n")
 
 
 def write_emoji_card(out: Path, dataset: DatasetDict, plan: BuildPlan, report: dict[str, Any]) -> None:

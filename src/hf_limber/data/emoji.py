@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import time
@@ -21,7 +20,6 @@ from .plan import (
     check_splits,
     plan_build,
     rows_to_dataset,
-    staged_output,
 )
 from .render import TileCache, on_background, parse_colour, png_bytes
 
@@ -117,25 +115,10 @@ def build_emoji_dataset(
     check_splits(rows, plan.split_names)
     features = emoji_features()
     dataset = DatasetDict({split: rows_to_dataset(rows.get(split, []), features) for split in plan.split_names})
-    with staged_output(out_dir) as out:
-        dataset.save_to_disk(str(out))
+    from .card import save_build, write_emoji_card
 
-        from .card import build_report, write_emoji_card
-
-        report = build_report(plan, indexes, dataset, cache, concepts_considered=len(concepts))
-        report["parameters"] = {
-            "styles": list(plan.report.found),
-            "held_out_styles": plan.held_out_styles,
-            "image_size": image_size,
-            "background": list(fill),
-            "include_skin_tones": include_skin_tones,
-            "seed": seed,
-            "limit": limit,
-            "validation_fraction": validation_fraction,
-            "common_concepts_only": common_concepts_only,
-            "vocabulary": vocabulary,
-        }
-        write_emoji_card(out, dataset, plan, report)
-        report["build_seconds"] = round(time.perf_counter() - started, 1)
-        (out / "build_report.json").write_text(json.dumps(report, indent=2) + "\n")
+    parameters = {"image_size": image_size, "background": list(fill), "include_skin_tones": include_skin_tones,
+                  "seed": seed, "limit": limit, "validation_fraction": validation_fraction,
+                  "common_concepts_only": common_concepts_only, "vocabulary": vocabulary}
+    save_build(out_dir, dataset, plan, indexes, cache, len(concepts), parameters, write_emoji_card, started)
     return dataset

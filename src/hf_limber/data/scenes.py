@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import time
@@ -13,7 +12,6 @@ from PIL import Image, ImageDraw
 from tqdm.auto import tqdm
 
 from .catalog import Concept
-from .language import noun_phrase
 from .plan import (
     DEFAULT_HELD_OUT_STYLES,
     check_image_size,
@@ -21,7 +19,6 @@ from .plan import (
     check_splits,
     plan_build,
     rows_to_dataset,
-    staged_output,
     test_split_name,
 )
 from .render import TileCache, parse_colour, png_bytes
@@ -258,27 +255,10 @@ def build_emoji_scenes(
             )
         splits[split] = rows_to_dataset(rows, scene_features())
     dataset = DatasetDict(splits)
-    with staged_output(out_dir) as out:
-        dataset.save_to_disk(str(out))
+    from .card import save_build, write_scenes_card
 
-        from .card import build_report, write_scenes_card
-
-        report = build_report(plan, indexes, dataset, cache, concepts_considered=len(candidates))
-        report["parameters"] = {
-            "styles": list(plan.report.found),
-            "held_out_styles": plan.held_out_styles,
-            "num_scenes": num_scenes,
-            "num_test_scenes": num_test_scenes,
-            "image_size": image_size,
-            "grid": grid,
-            "background": list(fill),
-            "captions_per_scene": captions_per_scene,
-            "seed": seed,
-            "limit": limit,
-            "validation_fraction": validation_fraction,
-            "vocabulary": vocabulary,
-        }
-        write_scenes_card(out, dataset, plan, report)
-        report["build_seconds"] = round(time.perf_counter() - started, 1)
-        (out / "build_report.json").write_text(json.dumps(report, indent=2) + "\n")
+    parameters = {"num_scenes": num_scenes, "num_test_scenes": num_test_scenes, "image_size": image_size,
+                  "grid": grid, "background": list(fill), "captions_per_scene": captions_per_scene, "seed": seed,
+                  "limit": limit, "validation_fraction": validation_fraction, "vocabulary": vocabulary}
+    save_build(out_dir, dataset, plan, indexes, cache, len(candidates), parameters, write_scenes_card, started)
     return dataset
