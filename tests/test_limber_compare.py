@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+import yaml
 from datasets import Dataset, DatasetDict
 from limber_parts import language_model, word_tokenizer
 from PIL import Image
@@ -47,7 +48,10 @@ def recipe(tmp_path_factory, clip_tokenizer):
               "label_dataset": root / "emoji", "label_column": "name", "label_epochs": 1, "label_batch_size": 4, "out": root / "out",
               "docs": root / "docs" / "comparison.md", "limber_steps": 2, "batch_size": 4, "eval_examples": 3,
               "vqa_shots": [0, 1], "pooled_k": [1, 2], "token_pool": 2, "k_eval_examples": 2,
-              "k_limber_steps": 1, "seeds": [0, 1], "limber_recipe": ROOT / "recipes" / "limber" / "emoji-smollm2.yaml"}
+              "k_limber_steps": 1, "seeds": [0, 1], "limber_recipe": root / "limber.yaml"}
+    # The emoji LiMBeR recipe, at the tiny tower's own image size (a tiny LM's context has no room for more).
+    limber = yaml.safe_load((ROOT / "recipes" / "limber" / "emoji-smollm2.yaml").read_text())
+    (root / "limber.yaml").write_text(yaml.safe_dump({**limber, "image_size": None, "token_pool": 1}))
     path = root / "recipe.yaml"
     path.write_text("\n".join(f"{k}: {json.dumps(v if isinstance(v, (int, list)) else str(v))}" for k, v in fields.items()))
     return root, path
