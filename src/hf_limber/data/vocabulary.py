@@ -3,9 +3,10 @@
 `all` keeps every concept whose name reads as one thing. `common-nouns` keeps plain, one-word common
 nouns of concrete things (animals, plants, food, vehicles, instruments, tools, household objects...)
 that every found artwork style draws: the vocabulary a small CLIP trained on a CPU can learn to tell
-apart and a small LM already knows the words for. Measured (issue 16): on the full ~1,500-noun
-vocabulary a LiMBeR trained in the quickstart's budget named almost nothing; on this one it names
-most objects.
+apart and a small LM already knows the words for. Measured (issue 16): with oracle features a
+LiMBeR map started by least squares names a third of the objects of unseen scenes of these 254
+nouns within 1,600 captions; a CPU-trained ResNet CLIP names 17.7% of them zero-shot in a
+held-out artwork style (45x chance).
 """
 
 from __future__ import annotations
