@@ -2,8 +2,8 @@
 overrides, or a command's own options), grouped in named stages.
 
 Each finished stage is recorded in `OUT/stages.json` with its command lines and wall time. A second
-run skips the stages that finished with the same command lines; a stage whose command lines changed
-runs again, and so do the stages after it (they may read its outputs). A training command whose
+run skips the stages that finished with the same command lines; a stage that runs (new, interrupted,
+or with changed command lines) is followed by every stage after it (they may read its outputs). A training command whose
 output folder holds a checkpoint of an interrupted run resumes from it.
 """
 
@@ -72,7 +72,7 @@ def run_stages(
         if previous is not None and previous["commands"] == stage.commands and not changed:
             log(f"[{number}/{len(stages)}] {stage.name}: done in an earlier run ({previous['seconds']:.0f} s), reused")
             continue
-        changed = changed or previous is not None
+        changed = True  # what this stage writes may differ now: the stages after it run again too
         log(f"[{number}/{len(stages)}] {stage.name}: {stage.description}")
         started = time.perf_counter()
         for command in stage.commands:
