@@ -5,6 +5,7 @@ import shutil
 
 import evaluate
 import pytest
+from system_packages import require
 from pycocoevalcap.cider.cider import Cider
 
 from hf_limber.evaluation import cider_d, tokenize_caption
@@ -77,7 +78,7 @@ KNOWN_DIFFERENCES = {
 
 @pytest.fixture(scope="module")
 def ptb_tokenize():
-    assert shutil.which("java"), "pycocoevalcap's PTBTokenizer needs Java: apt-get install default-jre-headless"
+    require(shutil.which("java"), "Java (pycocoevalcap's PTB tokenizer, the CIDEr-D reference)")
     from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
 
     def run(captions: list[str]) -> list[str]:
