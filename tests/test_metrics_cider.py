@@ -5,8 +5,8 @@ import shutil
 
 import evaluate
 import pytest
-from system_packages import require
 from pycocoevalcap.cider.cider import Cider
+from system_packages import require
 
 from hf_limber.evaluation import cider_d, tokenize_caption
 from hf_limber.metrics import metric_path
