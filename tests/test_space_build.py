@@ -91,10 +91,7 @@ def test_the_built_space_installs_into_a_fresh_venv_and_imports_the_app(space, t
     assert Path(result.stdout.strip()).resolve().is_relative_to(space.resolve())
 
 
-def test_the_build_lives_in_the_app_layer_and_the_old_path_warns():
+def test_the_build_reads_this_repository():
     from hf_limber.app import space_build
-    from hf_limber.hub import space as old
 
-    with pytest.warns(FutureWarning, match="hf_limber.app.space_build"):
-        assert old.build_space is space_build.build_space
     assert space_build.source_tree() == ROOT
