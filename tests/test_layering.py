@@ -24,7 +24,7 @@ PACKAGE = SRC / "hf_limber"
 
 # Top-level names under hf_limber -> layer (higher imports lower).
 LAYERS = {
-    "images": 0, "citations": 0, "_deprecated": 0,
+    "images": 0, "citations": 0, "staging": 0, "_deprecated": 0,
     "clip": 1, "limber": 1,
     "evaluation": 2, "training": 2, "hub": 2, "data": 2, "metrics": 2,
     "app": 3, "cli": 3, "recipes": 3,

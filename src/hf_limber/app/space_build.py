@@ -13,12 +13,12 @@ import json
 import os
 import re
 import shutil
-import tempfile
 import tomllib
 from importlib.metadata import version
 from pathlib import Path
 
 from ..hub.space import BUILD_MARKER, SPACE_FILES, SPACE_MODELS_FILE
+from ..staging import replaced_when_complete
 
 
 def source_tree() -> Path:
@@ -48,11 +48,8 @@ def build_space(
     ``out`` must be new, empty, or an earlier build: the new build is complete before it replaces it.
     """
     out = Path(out)
-    if out.exists() and any(out.iterdir()) and not (out / BUILD_MARKER).exists():
-        raise FileExistsError(f"{out} holds files that are not an earlier Space build: pass a new or empty folder.")
     root = source_tree()
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent if out.parent.exists() else None))
-    try:
+    with replaced_when_complete(out, _is_space_build, "Space build") as staging:
         for name in SPACE_FILES:
             shutil.copy2(root / "spaces" / "demo" / name, staging / name)
         shutil.copytree(root / "src" / "hf_limber", staging / "hf_limber",
@@ -69,12 +66,11 @@ def build_space(
                                                  "HF_LIMBER_GALLERY": gallery}.items() if value}
         (staging / SPACE_MODELS_FILE).write_text(json.dumps(models, indent=2) + "\n")
         (staging / BUILD_MARKER).write_text(f"hf_limber {version('hf_limber')}\n")
-        if out.exists():
-            shutil.rmtree(out)
-        staging.rename(out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return out
+
+
+def _is_space_build(folder: Path) -> bool:
+    return (folder / BUILD_MARKER).exists()
 
 
 def _sdk_version(readme: Path) -> str:

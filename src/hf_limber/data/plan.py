@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
-import tempfile
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..staging import check_target, replaced_when_complete
 from .catalog import Catalog, Concept, assign_split, load_catalog
 from .sources import SourceReport, discover_sources
 from .vocabulary import select_concepts
@@ -114,36 +113,19 @@ def rows_to_dataset(rows: list[dict[str, Any]], features: Features) -> Dataset:
     return Dataset.from_dict({name: [row[name] for row in rows] for name in features}, features=features)
 
 
+def _is_build(folder: Path) -> bool:
+    return (folder / "dataset_dict.json").is_file()
+
+
 def check_output_dir(out_dir: str | os.PathLike[str]) -> Path:
     """``out_dir`` as a Path, if a build may go there: new, empty, or an earlier build (replaced at the end)."""
-    path = Path(out_dir).expanduser()
-    if path.exists() and (not path.is_dir() or (any(path.iterdir()) and not (path / "dataset_dict.json").is_file())):
-        raise FileExistsError(
-            f"{path} exists and holds something other than an earlier build; choose an empty or new folder."
-        )
-    return path
+    return check_target(out_dir, _is_build, "build")
 
 
-@contextmanager
-def staged_output(out_dir: str | os.PathLike[str]) -> Iterator[Path]:
-    """A fresh folder beside ``out_dir`` to build into; when the build succeeds and reads back, it
-    takes ``out_dir``'s place (an earlier build there is removed only then). On any error or
-    Ctrl-C the staging folder goes and ``out_dir`` is untouched."""
-    path = check_output_dir(out_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.building-", dir=path.parent))
-    try:
-        yield staging
-        _check_reads_back(staging)
-        if path.exists():
-            retired = path.with_name(f".{path.name}.replaced-{os.getpid()}")
-            path.rename(retired)
-            staging.rename(path)
-            shutil.rmtree(retired)
-        else:
-            staging.rename(path)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+def staged_output(out_dir: str | os.PathLike[str]) -> AbstractContextManager[Path]:
+    """A fresh folder beside ``out_dir`` to build into; it takes ``out_dir``'s place only when the build
+    is complete and reads back (`staging.replaced_when_complete`)."""
+    return replaced_when_complete(out_dir, _is_build, "build", check=_check_reads_back)
 
 
 def _check_reads_back(folder: Path) -> None:
