@@ -147,9 +147,8 @@ def _vqa(model: Any, processor: Any, dataset: Any, shots_source: Any, settings: 
                 per_type["gain"] = _percent(paired_difference([scores[i] for i in members],
                                                               [shuffled_scores[i] for i in members], settings.seed))
             result["per_type"][kind] = per_type
-        result["examples"] = [{"question": q, "answer": a, "truth": t[0] if t else ""}
-                              for q, a, t in list(zip(questions, answers, [[x["multiple_choice_answer"]] for _, x
-                                                                          in asked]))[:5]]
+        result["examples"] = [{"question": q["question"], "answer": a, "truth": q["multiple_choice_answer"]}
+                              for (_, q), a in list(zip(asked, answers))[:5]]
         results[str(shots)] = result
     return results
 
@@ -232,10 +231,10 @@ def comparison_table(rows: dict[str, dict[str, float | None]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-HEADLINES = {  # report key -> (name, higher is better)
-    "object_recall": ("object recall", True), "chair_i": ("CHAIR-i (hallucinated objects)", False),
-    "chair_s": ("CHAIR-s (captions with one)", False), "loops": ("captions with a repeated 3-gram", False),
-    "cider_d": ("CIDEr-D", True), "clip_score": ("CLIPScore", True), "ref_clip_score": ("RefCLIPScore", True),
+HEADLINES = {  # report key -> name on the page
+    "object_recall": "object recall", "chair_i": "CHAIR-i (hallucinated objects)",
+    "chair_s": "CHAIR-s (captions with one)", "loops": "captions with a repeated 3-gram",
+    "cider_d": "CIDEr-D", "clip_score": "CLIPScore", "ref_clip_score": "RefCLIPScore",
 }
 
 
@@ -243,7 +242,7 @@ def interval_table(report: dict[str, Any]) -> str:
     """Markdown: each headline number with its 95% bootstrap interval, then VQA per question type."""
     intervals = report.get("intervals", {})
     lines = ["| metric | value | 95% interval |", "|---|---:|---|"]
-    for key, (name, _) in HEADLINES.items():
+    for key, name in HEADLINES.items():
         if key in intervals:
             i = intervals[key]
             lines.append(f"| {name} | {i['estimate']:.3f} | [{i['low']:.3f}, {i['high']:.3f}] |")
