@@ -41,9 +41,9 @@ def missing_styles_warning(out: Path) -> str | None:
 
 
 def _training(folder: Path) -> str:
-    history = _json(folder / "trainer_state.json").get("log_history", [])
-    losses = [entry["loss"] for entry in history if "loss" in entry]
-    steps = _json(folder / "trainer_state.json").get("global_step")
+    state = _json(folder / "trainer_state.json")
+    losses = [entry["loss"] for entry in state.get("log_history", []) if "loss" in entry]
+    steps = state.get("global_step")
     if not losses:
         return ""
     return f"{steps} steps; training loss {losses[0]:.3f} at the first log, {losses[-1]:.3f} at the last."
