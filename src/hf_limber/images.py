@@ -31,6 +31,10 @@ def _limit_from_env(name: str, default: float) -> float:
     return float(value) if value else default
 
 
+class ImageOutsideLimits(ValueError):
+    """An image's declared size is outside the limits; the message names them and the fix."""
+
+
 @dataclass(frozen=True)
 class ImageLimits:
     """What an image may be before it is decoded. Defaults: 40 megapixels (most cameras), sides at
@@ -43,15 +47,15 @@ class ImageLimits:
     def check(self, size: tuple[int, int], name: str) -> None:
         width, height = size
         if width < 1 or height < 1:
-            raise ValueError(f"{name} is {width} x {height} pixels: an image needs at least one pixel a side.")
+            raise ImageOutsideLimits(f"{name} is {width} x {height} pixels: an image needs at least one pixel a side.")
         if width * height > self.max_pixels:
-            raise ValueError(
+            raise ImageOutsideLimits(
                 f"{name} is {width} x {height} = {width * height / 1e6:.1f} megapixels, over the limit of "
                 f"{self.max_pixels / 1e6:g} (decoding it would take {width * height * 4 / 2**30:.1f} GiB or more). "
                 "Pass a smaller image, or raise ImageLimits(max_pixels=...) / HF_LIMBER_MAX_IMAGE_PIXELS."
             )
         if max(width, height) > self.max_aspect_ratio * min(width, height):
-            raise ValueError(
+            raise ImageOutsideLimits(
                 f"{name} is {width} x {height} pixels, sides {max(width, height) / min(width, height):.0f} times "
                 f"apart, over the limit of {self.max_aspect_ratio:g} (resizing its short side would make it huge). "
                 "Crop it, or raise ImageLimits(max_aspect_ratio=...) / HF_LIMBER_MAX_IMAGE_ASPECT."
@@ -76,9 +80,9 @@ def open_image(source: str | Path | bytes, limits: ImageLimits | None = None) ->
             f"Could not read an image from {name}: {error}. Pass a readable image file "
             "(PNG, JPEG, WebP, ...) or a PIL image."
         ) from None
+    except ImageOutsideLimits:
+        raise
     except ValueError as error:
-        if "over the limit" in str(error) or "at least one pixel" in str(error):
-            raise
         raise ValueError(f"Could not read an image from {name}: {error}. Pass a readable image file.") from None
     return ImageOps.exif_transpose(image)
 
