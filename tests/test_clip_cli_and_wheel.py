@@ -49,7 +49,8 @@ def test_convert_openai_safetensors_and_refuse_pickles(tmp_path):
     assert (tmp_path / "out" / "tokenizer.json").exists()
     pixels = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
-        torch.testing.assert_close(model.get_image_features(pixels), reference.encode_image(pixels), atol=1e-5, rtol=0)
+        torch.testing.assert_close(model.get_image_features(pixels).pooler_output, reference.encode_image(pixels),
+                                   atol=1e-5, rtol=0)
     (tmp_path / "model.pt").write_bytes(b"not loaded")
     with pytest.raises(ValueError, match="never loads pickles"):
         main(["convert", str(tmp_path / "model.pt"), str(tmp_path / "bad")])

@@ -36,7 +36,7 @@ def test_forward_outputs_and_loss(tiny_config):
     torch.testing.assert_close(out.loss, expected)
     assert model(**inputs).loss is None
     # Features as transformers defines them: projected, not normalised.
-    features = model.get_image_features(inputs["pixel_values"])
+    features = model.get_image_features(inputs["pixel_values"]).pooler_output
     torch.testing.assert_close(torch.nn.functional.normalize(features, dim=-1), out.image_embeds)
 
 
@@ -76,17 +76,17 @@ def test_pooling_at_end_of_text_is_independent_of_padding():
                            [text.bos_token_id] + list(range(10, 18)) + [text.eos_token_id]])
     mask = torch.tensor([[1] * 4 + [0] * 6, [1] * 10])
     with torch.no_grad():
-        alone = model.get_text_features(short)
-        batched = model.get_text_features(padded, mask)
-        unmasked = model.get_text_features(padded)
+        alone = model.get_text_features(short).pooler_output
+        batched = model.get_text_features(padded, mask).pooler_output
+        unmasked = model.get_text_features(padded).pooler_output
     torch.testing.assert_close(batched[0], alone[0], atol=1e-6, rtol=1e-5)
     torch.testing.assert_close(unmasked[0], alone[0], atol=1e-6, rtol=1e-5)
     # Left padding with the end-of-text id as pad: pooling still finds the real end token, and the
-    # masked keys keep the result finite.
+    # padded keys stay hidden, so the result is finite.
     left = torch.tensor([[text.pad_token_id] * 2 + [text.bos_token_id, 5, 6, text.eos_token_id]])
     left_mask = torch.tensor([[0, 0, 1, 1, 1, 1]])
     assert model.text_model.end_of_text_positions(left, left_mask).tolist() == [5]
-    assert torch.isfinite(model.get_text_features(left, left_mask)).all()
+    assert torch.isfinite(model.get_text_features(left, left_mask).pooler_output).all()
 
 
 def test_truncated_text_without_end_token_pools_at_last_real_token():

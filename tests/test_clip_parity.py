@@ -55,8 +55,8 @@ def assert_embeddings_match(reference, ours, pixels, ids, attention_mask=None):
             ref_text = torch.nn.functional.normalize(ref_text_raw, dim=-1)
             ref_logits = reference.logit_scale.exp() * ref_image @ ref_text.t()
         mine = ours(input_ids=ids, pixel_values=pixels, attention_mask=attention_mask)
-        torch.testing.assert_close(ours.get_image_features(pixels), ref_image_raw, atol=ATOL, rtol=0)
-        torch.testing.assert_close(ours.get_text_features(ids, attention_mask), ref_text_raw, atol=ATOL, rtol=0)
+        torch.testing.assert_close(ours.get_image_features(pixels).pooler_output, ref_image_raw, atol=ATOL, rtol=0)
+        torch.testing.assert_close(ours.get_text_features(ids, attention_mask).pooler_output, ref_text_raw, atol=ATOL, rtol=0)
         torch.testing.assert_close(mine.image_embeds, ref_image, atol=ATOL, rtol=0)
         torch.testing.assert_close(mine.text_embeds, ref_text, atol=ATOL, rtol=0)
         torch.testing.assert_close(mine.logits_per_image, ref_logits, atol=ATOL * 10, rtol=0)
@@ -180,7 +180,7 @@ def test_other_resolutions_match_transformers_interpolate_pos_encoding():
         with torch.no_grad():
             theirs = reference.get_image_features(pixels, interpolate_pos_encoding=True)
             theirs = getattr(theirs, "pooler_output", theirs)
-            torch.testing.assert_close(ours.get_image_features(pixels, interpolate_pos_encoding=True), theirs,
+            torch.testing.assert_close(ours.get_image_features(pixels, interpolate_pos_encoding=True).pooler_output, theirs,
                                        atol=ATOL, rtol=0)
     with pytest.raises(ValueError, match="interpolate_pos_encoding=True"):
         ours.get_image_features(torch.randn(1, 3, 96, 96))

@@ -53,10 +53,10 @@ def by_hand(model, processor, images, captions, references, w=2.5):
 
     def text_embeddings(texts):
         batch = processor(text=[f"A photo depicts {t}" for t in texts])
-        return unit(model.get_text_features(batch["input_ids"], batch["attention_mask"]))
+        return unit(model.get_text_features(batch["input_ids"], batch["attention_mask"]).pooler_output)
 
     with torch.no_grad():
-        image = unit(model.get_image_features(processor(images=images)["pixel_values"]))
+        image = unit(model.get_image_features(processor(images=images)["pixel_values"]).pooler_output)
         caption = text_embeddings(captions)
         clip_s = w * np.maximum((image * caption).sum(-1), 0)
         best = np.array([(text_embeddings(refs) @ c).max() for c, refs in zip(caption, references)])

@@ -18,6 +18,7 @@ from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_outputs import BaseModelOutputWithPooling, ImageClassifierOutput
 from transformers.utils import ModelOutput
+from transformers.utils.generic import can_return_tuple
 
 from .configuration_clip import ClipConfig, ClipTextConfig, ClipVisionConfig
 from .modeling_resnet import AttentionPool2d, ModifiedResNetTower
@@ -33,6 +34,7 @@ class ClipOutput(ModelOutput):
     image_embeds: torch.Tensor | None = None
     # exp(logit_scale) as used for the logits: what a sharded contrastive loss needs beside the embeddings.
     logit_scale_multiplier: torch.Tensor | None = None
+    # What get_text_features / get_image_features return: pooler_output already projected (as in transformers 5).
     text_model_output: BaseModelOutputWithPooling | None = None
     vision_model_output: BaseModelOutputWithPooling | None = None
 
@@ -52,6 +54,7 @@ class ClipTextModelOutput(ModelOutput):
     text_embeds: torch.Tensor | None = None
     last_hidden_state: torch.Tensor | None = None
     hidden_states: tuple[torch.Tensor, ...] | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None
 
 
 @dataclass
@@ -59,6 +62,7 @@ class ClipVisionModelOutput(ModelOutput):
     image_embeds: torch.Tensor | None = None
     last_hidden_state: torch.Tensor | None = None
     hidden_states: tuple[torch.Tensor, ...] | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None
 
 
 def contrastive_loss(logits_per_text: torch.Tensor) -> torch.Tensor:
@@ -90,6 +94,25 @@ class ClipPreTrainedModel(PreTrainedModel):
     supports_gradient_checkpointing = True
     _supports_sdpa = True
     _no_split_modules = ["Block", "Bottleneck"]
+
+    def output_flags(self, output_attentions: bool | None, output_hidden_states: bool | None) -> dict[str, bool]:
+        """The per-call output flags; where a call leaves one unset, the config's (transformers' precedence)."""
+        return {
+            "output_attentions": self.config.output_attentions if output_attentions is None else output_attentions,
+            "output_hidden_states": (self.config.output_hidden_states if output_hidden_states is None
+                                     else output_hidden_states),
+        }
+
+    def _embedding_tower(self) -> nn.Module:
+        # A model with a text tower embeds tokens (resize_token_embeddings works on it, as in transformers);
+        # an image model's input embedding is where the image enters its tower.
+        return self.text_model if hasattr(self, "text_model") else self.vision_model
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self._embedding_tower().get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        self._embedding_tower().set_input_embeddings(value)
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
@@ -139,14 +162,13 @@ class ClipTextModel(ClipPreTrainedModel):
         self.text_model = TextTower(config)
         self.post_init()
 
-    def get_input_embeddings(self) -> nn.Module:
-        return self.text_model.token_embedding
-
+    @can_return_tuple
     def forward(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-        output_hidden_states: bool = False, **kwargs: Any,
+        output_hidden_states: bool | None = None, output_attentions: bool | None = None, **kwargs: Any,
     ) -> BaseModelOutputWithPooling:
-        return self.text_model(input_ids, attention_mask, output_hidden_states)
+        """Outputs as `TextTower` documents them; a tuple with `return_dict=False`."""
+        return self.text_model(input_ids, attention_mask, **self.output_flags(output_attentions, output_hidden_states))
 
 
 class ClipVisionModel(ClipPreTrainedModel):
@@ -163,11 +185,15 @@ class ClipVisionModel(ClipPreTrainedModel):
         self.vision_model = vision_tower(config)
         self.post_init()
 
-    def forward(self, pixel_values: torch.Tensor, output_hidden_states: bool = False,
-                interpolate_pos_encoding: bool = False, **kwargs: Any) -> BaseModelOutputWithPooling:
+    @can_return_tuple
+    def forward(self, pixel_values: torch.Tensor, output_hidden_states: bool | None = None,
+                interpolate_pos_encoding: bool = False, output_attentions: bool | None = None,
+                **kwargs: Any) -> BaseModelOutputWithPooling:
         """`interpolate_pos_encoding=True` takes images of another size (a multiple of the tower's stride):
-        the position embeddings are resized to the new grid."""
-        return self.vision_model(pixel_values, output_hidden_states, interpolate_pos_encoding)
+        the position embeddings are resized to the new grid. Hidden states and attentions are each tower's
+        (`VisionTransformerTower`, `ModifiedResNetTower`); a tuple with `return_dict=False`."""
+        return self.vision_model(pixel_values, interpolate_pos_encoding=interpolate_pos_encoding,
+                                 **self.output_flags(output_attentions, output_hidden_states))
 
 
 class ClipVisionForImageClassification(ClipPreTrainedModel):
@@ -186,12 +212,16 @@ class ClipVisionForImageClassification(ClipPreTrainedModel):
         self.classifier = nn.Linear(pooled, config.num_labels)
         self.post_init()
 
+    @can_return_tuple
     def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None,
-                output_hidden_states: bool = False, **kwargs: Any) -> ImageClassifierOutput:
-        out = self.vision_model(pixel_values, output_hidden_states)
+                output_hidden_states: bool | None = None, output_attentions: bool | None = None,
+                interpolate_pos_encoding: bool = False, **kwargs: Any) -> ImageClassifierOutput:
+        out = self.vision_model(pixel_values, interpolate_pos_encoding=interpolate_pos_encoding,
+                                **self.output_flags(output_attentions, output_hidden_states))
         logits = self.classifier(out.pooler_output)
         loss = F.cross_entropy(logits, labels) if labels is not None else None
-        return ImageClassifierOutput(loss=loss, logits=logits, hidden_states=out.hidden_states)
+        return ImageClassifierOutput(loss=loss, logits=logits, hidden_states=out.hidden_states,
+                                     attentions=out.attentions)
 
 
 class ClipTextModelWithProjection(ClipPreTrainedModel):
@@ -205,17 +235,15 @@ class ClipTextModelWithProjection(ClipPreTrainedModel):
         self.text_projection = projection(config.hidden_size, config.projection_dim)
         self.post_init()
 
-    def get_input_embeddings(self) -> nn.Module:
-        return self.text_model.token_embedding
-
+    @can_return_tuple
     def forward(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-        output_hidden_states: bool = False, **kwargs: Any,
+        output_hidden_states: bool | None = None, output_attentions: bool | None = None, **kwargs: Any,
     ) -> ClipTextModelOutput:
-        out = self.text_model(input_ids, attention_mask, output_hidden_states)
+        out = self.text_model(input_ids, attention_mask, **self.output_flags(output_attentions, output_hidden_states))
         return ClipTextModelOutput(
-            text_embeds=self.text_projection(out.pooler_output),
-            last_hidden_state=out.last_hidden_state, hidden_states=out.hidden_states,
+            text_embeds=self.text_projection(out.pooler_output), last_hidden_state=out.last_hidden_state,
+            hidden_states=out.hidden_states, attentions=out.attentions,
         )
 
 
@@ -231,12 +259,15 @@ class ClipVisionModelWithProjection(ClipPreTrainedModel):
         self.visual_projection = visual_projection(config)
         self.post_init()
 
-    def forward(self, pixel_values: torch.Tensor, output_hidden_states: bool = False,
-                interpolate_pos_encoding: bool = False, **kwargs: Any) -> ClipVisionModelOutput:
-        out = self.vision_model(pixel_values, output_hidden_states, interpolate_pos_encoding)
+    @can_return_tuple
+    def forward(self, pixel_values: torch.Tensor, output_hidden_states: bool | None = None,
+                interpolate_pos_encoding: bool = False, output_attentions: bool | None = None,
+                **kwargs: Any) -> ClipVisionModelOutput:
+        out = self.vision_model(pixel_values, interpolate_pos_encoding=interpolate_pos_encoding,
+                                **self.output_flags(output_attentions, output_hidden_states))
         return ClipVisionModelOutput(
-            image_embeds=self.visual_projection(out.pooler_output),
-            last_hidden_state=out.last_hidden_state, hidden_states=out.hidden_states,
+            image_embeds=self.visual_projection(out.pooler_output), last_hidden_state=out.last_hidden_state,
+            hidden_states=out.hidden_states, attentions=out.attentions,
         )
 
 
@@ -259,16 +290,28 @@ class ClipModel(ClipPreTrainedModel):
         self.logit_scale = nn.Parameter(torch.tensor(config.logit_scale_init_value))
         self.post_init()
 
-    def get_input_embeddings(self) -> nn.Module:
-        return self.text_model.token_embedding
+    @can_return_tuple
+    def get_text_features(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None, output_attentions: bool | None = None, **kwargs: Any,
+    ) -> BaseModelOutputWithPooling:
+        """The text tower's outputs with `pooler_output` the text embedding in the shared space, not normalised
+        (transformers 5's convention)."""
+        out = self.text_model(input_ids, attention_mask, **self.output_flags(output_attentions, output_hidden_states))
+        out.pooler_output = self.text_projection(out.pooler_output)
+        return out
 
-    def get_text_features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Text embeddings in the shared space, not normalised (as in transformers)."""
-        return self.text_projection(self.text_model(input_ids, attention_mask).pooler_output)
-
-    def get_image_features(self, pixel_values: torch.Tensor, interpolate_pos_encoding: bool = False) -> torch.Tensor:
-        """Image embeddings in the shared space, not normalised (as in transformers)."""
-        return self.visual_projection(self.vision_model(pixel_values, False, interpolate_pos_encoding).pooler_output)
+    @can_return_tuple
+    def get_image_features(
+        self, pixel_values: torch.Tensor, interpolate_pos_encoding: bool = False,
+        output_hidden_states: bool | None = None, output_attentions: bool | None = None, **kwargs: Any,
+    ) -> BaseModelOutputWithPooling:
+        """The image tower's outputs with `pooler_output` the image embedding in the shared space, not normalised
+        (transformers 5's convention)."""
+        out = self.vision_model(pixel_values, interpolate_pos_encoding=interpolate_pos_encoding,
+                                **self.output_flags(output_attentions, output_hidden_states))
+        out.pooler_output = self.visual_projection(out.pooler_output)
+        return out
 
     def logit_scale_multiplier(self) -> torch.Tensor:
         """exp(logit_scale), the factor on the cosine similarities (the inverse of the paper's temperature)."""
@@ -293,15 +336,20 @@ class ClipModel(ClipPreTrainedModel):
                       "logit_scale_multiplier() instead.", FutureWarning, stacklevel=2)
         return self.logit_scale_multiplier()
 
+    @can_return_tuple
     def forward(
         self,
         input_ids: torch.Tensor | None = None,
         pixel_values: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         return_loss: bool | None = None,
-        output_hidden_states: bool = False,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        interpolate_pos_encoding: bool = False,
         **kwargs: Any,
     ) -> ClipOutput:
+        """A tuple with `return_dict=False`; hidden states and attentions in `text_model_output` and
+        `vision_model_output`, as each tower documents them."""
         if input_ids is None or pixel_values is None:
             raise ValueError(
                 "ClipModel.forward needs both input_ids and pixel_values; use get_text_features or "
@@ -313,10 +361,11 @@ class ClipModel(ClipPreTrainedModel):
                 f"{pixel_values.shape[0]} images: pass one text per image (row i of each is a pair), or leave "
                 "return_loss unset to score every text against every image."
             )
-        text_out = self.text_model(input_ids, attention_mask, output_hidden_states)
-        vision_out = self.vision_model(pixel_values, output_hidden_states)
-        text_embeds = F.normalize(self.text_projection(text_out.pooler_output), dim=-1)
-        image_embeds = F.normalize(self.visual_projection(vision_out.pooler_output), dim=-1)
+        flags = self.output_flags(output_attentions, output_hidden_states)
+        text_out = self.get_text_features(input_ids, attention_mask, return_dict=True, **flags)
+        vision_out = self.get_image_features(pixel_values, interpolate_pos_encoding, return_dict=True, **flags)
+        text_embeds = F.normalize(text_out.pooler_output, dim=-1)
+        image_embeds = F.normalize(vision_out.pooler_output, dim=-1)
         multiplier = self.logit_scale_multiplier()
         logits_per_text = multiplier * text_embeds @ image_embeds.t()
         return ClipOutput(

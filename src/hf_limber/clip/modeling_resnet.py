@@ -16,7 +16,7 @@ from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 from .configuration_clip import RESNET_STRIDE, ClipVisionConfig
-from .modeling_transformer import check_pixel_values, resize_grid_positions, with_init_std
+from .modeling_transformer import attend, check_pixel_values, resize_grid_positions, with_init_std
 
 EXPANSION = 4
 
@@ -62,16 +62,19 @@ class Bottleneck(GradientCheckpointingLayer):
 class AttentionPool2d(nn.Module):
     """Multi-head attention from the grid's mean (the query) over the mean and every cell."""
 
-    def __init__(self, grid_size: int, width: int, heads: int, output_dim: int) -> None:
+    def __init__(self, config: ClipVisionConfig) -> None:
         super().__init__()
-        self.heads = heads
-        self.positional_embedding = nn.Parameter(torch.empty(grid_size**2 + 1, width))
+        self.config = config
+        width, self.heads = config.feature_size, config.num_attention_heads
+        self.positional_embedding = nn.Parameter(torch.empty(config.grid_size**2 + 1, width))
         self.q_proj = with_init_std(nn.Linear(width, width), width**-0.5)
         self.k_proj = with_init_std(nn.Linear(width, width), width**-0.5)
         self.v_proj = with_init_std(nn.Linear(width, width), width**-0.5)
-        self.c_proj = with_init_std(nn.Linear(width, output_dim), width**-0.5)
+        self.c_proj = with_init_std(nn.Linear(width, config.projection_dim), width**-0.5)
 
-    def forward(self, tokens: torch.Tensor, grid: Sequence[int] | None = None) -> torch.Tensor:
+    def forward(self, tokens: torch.Tensor, grid: Sequence[int] | None = None,
+                output_attentions: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The pooled, projected vector and, when asked, the query's weights (batch, heads, 1, 1 + cells)."""
         positions = self.positional_embedding if grid is None else resize_grid_positions(self.positional_embedding,
                                                                                            grid, prefix=1)
         x = torch.cat([tokens.mean(dim=1, keepdim=True), tokens], dim=1) + positions.to(tokens.dtype)
@@ -80,8 +83,8 @@ class AttentionPool2d(nn.Module):
         q = self.q_proj(x[:, :1]).view(batch, 1, self.heads, -1).transpose(1, 2)
         k = self.k_proj(x).view(batch, length, self.heads, -1).transpose(1, 2)
         v = self.v_proj(x).view(batch, length, self.heads, -1).transpose(1, 2)
-        out = F.scaled_dot_product_attention(q, k, v)
-        return self.c_proj(out.transpose(1, 2).reshape(batch, width))
+        out, weights = attend(self, q, k, v, is_causal=False, output_attentions=output_attentions)
+        return self.c_proj(out.reshape(batch, width)), weights
 
 
 class ModifiedResNetTower(nn.Module):
@@ -102,11 +105,19 @@ class ModifiedResNetTower(nn.Module):
             blocks += [Bottleneck(in_channels, planes, 1) for _ in range(depth - 1)]
             stages.append(nn.Sequential(*blocks))
         self.layer1, self.layer2, self.layer3, self.layer4 = stages
-        self.attnpool = AttentionPool2d(config.grid_size, config.feature_size, config.num_attention_heads,
-                                        config.projection_dim)
+        self.attnpool = AttentionPool2d(config)
+
+    def get_input_embeddings(self) -> nn.Module:
+        """The stem's first convolution: the ResNet's counterpart of a ViT's patch embedding, where the image
+        enters the network (what `enable_input_require_grads` hooks)."""
+        return self.conv1
 
     def forward(self, pixel_values: torch.Tensor, output_hidden_states: bool = False,
-                interpolate_pos_encoding: bool = False) -> BaseModelOutputWithPooling:
+                interpolate_pos_encoding: bool = False, output_attentions: bool = False) -> BaseModelOutputWithPooling:
+        """`hidden_states` (when asked): the stem's output, then each of the four stages' outputs, as
+        (batch, channels, height, width) maps; the last, flattened to tokens, is `last_hidden_state`.
+        `attentions`: the attention pool's weights, one (batch, heads, 1, 1 + cells) tensor: how the pooled
+        query reads the grid (cell 0 is the grid's mean)."""
         check_pixel_values(pixel_values, self.config, RESNET_STRIDE, interpolate_pos_encoding)
         x = pixel_values.to(self.conv1.weight.dtype)
         for conv, bn in ((self.conv1, self.bn1), (self.conv2, self.bn2), (self.conv3, self.bn3)):
@@ -121,7 +132,9 @@ class ModifiedResNetTower(nn.Module):
         grid = x.flatten(2).transpose(1, 2)
         # The attention pool ends in the projection to the shared space (the paper's layout), so the
         # pooled vector is already an image embedding.
+        pooled, weights = self.attnpool(grid, grid_shape, output_attentions)
         return BaseModelOutputWithPooling(
-            last_hidden_state=grid, pooler_output=self.attnpool(grid, grid_shape),
+            last_hidden_state=grid, pooler_output=pooled,
             hidden_states=tuple(states) if states is not None else None,
+            attentions=(weights,) if output_attentions else None,
         )

@@ -1,19 +1,23 @@
 """The pre-norm Transformer of CLIP and the two towers built on it: the causal text encoder and the ViT.
 
-Attention packs q, k and v in one matrix (one matmul instead of three) and runs through
-`torch.nn.functional.scaled_dot_product_attention`, so the fused kernels do the work.
+Attention packs q, k and v in one matrix (one matmul instead of three) and runs through the
+implementation `config._attn_implementation` names, transformers' way: "sdpa" (the default,
+`torch.nn.functional.scaled_dot_product_attention`, so the fused kernels do the work) or "eager"
+(written out, so the attention weights can be returned).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers.modeling_layers import GradientCheckpointingLayer
-from transformers.modeling_outputs import BaseModelOutputWithPooling
+from transformers.modeling_outputs import BaseModelOutput, BaseModelOutputWithPooling
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
 from .configuration_clip import ClipTextConfig, ClipVisionConfig
 
@@ -39,23 +43,56 @@ def activation(name: str) -> nn.Module:
     return QuickGELU() if name == "quick_gelu" else nn.GELU()
 
 
+def attention_weights_out(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                          attention_mask: torch.Tensor | None, dropout: float = 0.0, scaling: float | None = None,
+                          is_causal: bool = False, **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """The "eager" implementation: attention written out, so that its weights exist and can be returned.
+
+    Same calling convention as transformers' attention functions; the output is (batch, length, heads, head width).
+    The towers never pass `attention_mask` (padding is handled by token order, see `real_tokens_first`).
+    """
+    scores = (query @ key.transpose(-1, -2)) * (query.shape[-1] ** -0.5 if scaling is None else scaling)
+    if is_causal:
+        scores = scores.masked_fill(causal_mask(query.shape[-2], key.shape[-2], query.device).logical_not(),
+                                    torch.finfo(scores.dtype).min)
+    weights = scores.softmax(dim=-1, dtype=torch.float32).to(query.dtype)
+    weights = F.dropout(weights, p=dropout, training=module.training)
+    return (weights @ value).transpose(1, 2), weights
+
+
+def causal_mask(queries: int, keys: int, device: torch.device) -> torch.Tensor:
+    return torch.ones(queries, keys, dtype=torch.bool, device=device).tril(keys - queries)
+
+
+def attend(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, is_causal: bool,
+           output_attentions: bool, dropout: float = 0.0) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Run `config._attn_implementation` ("sdpa" unless set; "eager" computes the weights).
+
+    Asking for the weights runs the eager math for that call whatever the setting: SDPA never
+    materialises them, and both give the same outputs.
+    """
+    name = "eager" if output_attentions else module.config._attn_implementation or "sdpa"
+    implementation = ALL_ATTENTION_FUNCTIONS.get_interface(name, attention_weights_out)
+    out, weights = implementation(module, query, key, value, None, dropout=dropout, scaling=None, is_causal=is_causal)
+    return out, weights if output_attentions else None
+
+
 class Attention(nn.Module):
-    def __init__(self, width: int, heads: int, dropout: float, depth: int) -> None:
+    def __init__(self, config: ClipTextConfig | ClipVisionConfig) -> None:
         super().__init__()
-        self.heads = heads
-        self.dropout = dropout
+        self.config = config
+        width, self.heads = config.hidden_size, config.num_attention_heads
         # The paper's scales: residual-branch outputs shrink with the depth of the stack.
         self.qkv = with_init_std(nn.Linear(width, 3 * width), width**-0.5)
-        self.out_proj = with_init_std(nn.Linear(width, width), width**-0.5 * (2 * depth) ** -0.5)
+        self.out_proj = with_init_std(nn.Linear(width, width), width**-0.5 * (2 * config.num_hidden_layers) ** -0.5)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, is_causal: bool) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, is_causal: bool = False,
+                output_attentions: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
         batch, length, width = x.shape
         q, k, v = self.qkv(x).view(batch, length, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
-        out = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask, is_causal=is_causal and mask is None,
-            dropout_p=self.dropout if self.training else 0.0,
-        )
-        return self.out_proj(out.transpose(1, 2).reshape(batch, length, width))
+        dropout = self.config.attention_dropout if self.training else 0.0
+        out, weights = attend(self, q, k, v, is_causal, output_attentions, dropout)
+        return self.out_proj(out.reshape(batch, length, width)), weights
 
 
 class Mlp(nn.Module):
@@ -74,16 +111,18 @@ class Block(GradientCheckpointingLayer):
 
     def __init__(self, config: ClipTextConfig | ClipVisionConfig) -> None:
         super().__init__()
-        width, depth = config.hidden_size, config.num_hidden_layers
+        width = config.hidden_size
         self.layer_norm1 = nn.LayerNorm(width, eps=config.layer_norm_eps)
-        self.attn = Attention(width, config.num_attention_heads, config.attention_dropout, depth)
+        self.attn = Attention(config)
         self.layer_norm2 = nn.LayerNorm(width, eps=config.layer_norm_eps)
-        self.mlp = Mlp(width, config.intermediate_size, config.hidden_act, depth)
+        self.mlp = Mlp(width, config.intermediate_size, config.hidden_act, config.num_hidden_layers)
         self.dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, is_causal: bool = False) -> torch.Tensor:
-        x = x + self.dropout(self.attn(self.layer_norm1(x), mask, is_causal))
-        return x + self.dropout(self.mlp(self.layer_norm2(x)))
+    def forward(self, x: torch.Tensor, is_causal: bool = False,
+                output_attentions: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        attended, weights = self.attn(self.layer_norm1(x), is_causal, output_attentions)
+        x = x + self.dropout(attended)
+        return x + self.dropout(self.mlp(self.layer_norm2(x))), weights
 
 
 class Encoder(nn.Module):
@@ -91,32 +130,46 @@ class Encoder(nn.Module):
         super().__init__()
         self.layers = nn.ModuleList(Block(config) for _ in range(config.num_hidden_layers))
 
-    def forward(
-        self, x: torch.Tensor, mask: torch.Tensor | None = None, is_causal: bool = False,
-        output_hidden_states: bool = False,
-    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None]:
+    def forward(self, x: torch.Tensor, is_causal: bool = False, output_hidden_states: bool = False,
+                output_attentions: bool = False) -> BaseModelOutput:
+        """`hidden_states`: the input, then every block's output (transformers' convention)."""
         states = [x] if output_hidden_states else None
+        attentions = [] if output_attentions else None
         for layer in self.layers:
-            x = layer(x, mask, is_causal)
+            x, weights = layer(x, is_causal, output_attentions)
             if states is not None:
                 states.append(x)
-        return x, tuple(states) if states is not None else None
+            if attentions is not None:
+                attentions.append(weights)
+        return BaseModelOutput(last_hidden_state=x, hidden_states=tuple(states) if states is not None else None,
+                               attentions=tuple(attentions) if attentions is not None else None)
 
 
-def causal_padding_mask(attention_mask: torch.Tensor) -> torch.Tensor:
-    """Boolean (batch, 1, L, L) mask: causal, padded keys hidden.
+def real_tokens_first(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Per row, the positions of its real tokens in order, then those of its padding.
 
-    A query whose every visible key is padding (left padding) would get an all-masked row and NaN
-    from the softmax; letting it see itself keeps it finite, and its output is padding anyway.
+    Run in this order under a causal mask, every real token sees exactly the real tokens before it,
+    which is what the padding mask allows: the fused `is_causal` kernel then serves any padding
+    (right, left, gaps) with no mask and no branch on the data, so `torch.export` and
+    `torch.compile(fullgraph=True)` trace one graph. Right-padded rows are already in this order.
+    Padding positions then see real tokens and earlier padding: their outputs are unspecified.
     """
-    length = attention_mask.shape[-1]
-    causal = torch.ones(length, length, dtype=torch.bool, device=attention_mask.device).tril()
-    mask = causal & attention_mask.bool()[:, None, None, :]
-    return mask | torch.eye(length, dtype=torch.bool, device=attention_mask.device)
+    return torch.argsort(attention_mask.eq(0).to(torch.uint8), dim=-1, stable=True)
+
+
+def take(x: torch.Tensor, order: torch.Tensor, dim: int = 1) -> torch.Tensor:
+    """`x` with its positions along `dim` in `order` (batch, length): one order per row of the batch."""
+    shape = [1] * x.ndim
+    shape[0], shape[dim] = order.shape
+    return x.gather(dim, order.view(shape).expand_as(x))
 
 
 class TextTower(nn.Module):
-    """Token + position embeddings, causal Transformer, final LayerNorm, pooled at end-of-text."""
+    """Token + position embeddings, causal Transformer, final LayerNorm, pooled at end-of-text.
+
+    `hidden_states` (when asked): the embeddings, then each block's output, num_hidden_layers + 1 of
+    (batch, length, width), before the final LayerNorm. `attentions`: one (batch, heads, length, length) per block.
+    """
 
     def __init__(self, config: ClipTextConfig) -> None:
         super().__init__()
@@ -126,9 +179,15 @@ class TextTower(nn.Module):
         self.encoder = Encoder(config)
         self.final_layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
 
+    def get_input_embeddings(self) -> nn.Module:
+        return self.token_embedding
+
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        self.token_embedding = value
+
     def forward(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-        output_hidden_states: bool = False,
+        output_hidden_states: bool = False, output_attentions: bool = False,
     ) -> BaseModelOutputWithPooling:
         length = input_ids.shape[-1]
         if length > self.config.max_position_embeddings:
@@ -137,16 +196,21 @@ class TextTower(nn.Module):
                 f"{self.config.max_position_embeddings}. Tokenize with the ClipProcessor, which truncates "
                 "and keeps the end-of-text token."
             )
-        x = self.token_embedding(input_ids) + self.position_embedding[:length]
-        # Right padding never reaches the end-of-text token through a causal mask, so the fast
-        # is_causal kernel is exact whenever no key has to be hidden from an earlier query.
-        mask = None
-        if attention_mask is not None and not bool(attention_mask.all()):
-            mask = causal_padding_mask(attention_mask)
-        x, hidden_states = self.encoder(x, mask, is_causal=True, output_hidden_states=output_hidden_states)
-        x = self.final_layer_norm(x)
+        order = None if attention_mask is None else real_tokens_first(attention_mask)
+        out = self.encoder(self.embed(input_ids, order), is_causal=True, output_hidden_states=output_hidden_states,
+                           output_attentions=output_attentions)
+        if order is not None:
+            out = in_input_order(out, order.argsort(dim=-1))
+        x = self.final_layer_norm(out.last_hidden_state)
         pooled = x[torch.arange(x.shape[0], device=x.device), self.end_of_text_positions(input_ids, attention_mask)]
-        return BaseModelOutputWithPooling(last_hidden_state=x, pooler_output=pooled, hidden_states=hidden_states)
+        return BaseModelOutputWithPooling(last_hidden_state=x, pooler_output=pooled, hidden_states=out.hidden_states,
+                                          attentions=out.attentions)
+
+    def embed(self, input_ids: torch.Tensor, order: torch.Tensor | None) -> torch.Tensor:
+        """Token plus position embeddings, the tokens taken in `order` when given; each keeps its input position."""
+        if order is None:
+            return self.token_embedding(input_ids) + self.position_embedding[: input_ids.shape[-1]]
+        return self.token_embedding(take(input_ids, order)) + self.position_embedding[order]
 
     def end_of_text_positions(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
         """First end-of-text token of each row; the last real token where a row has none."""
@@ -160,8 +224,23 @@ class TextTower(nn.Module):
         return torch.where(is_eot.any(-1), is_eot.int().argmax(-1), last_real)
 
 
+def in_input_order(out: BaseModelOutput, inverse: torch.Tensor) -> BaseModelOutput:
+    """Encoder outputs computed in another token order (`real_tokens_first`), put back in the input's."""
+    states = None if out.hidden_states is None else tuple(take(state, inverse) for state in out.hidden_states)
+    attentions = None if out.attentions is None else tuple(
+        take(take(weights, inverse, dim=2), inverse, dim=3) for weights in out.attentions
+    )
+    return BaseModelOutput(last_hidden_state=take(out.last_hidden_state, inverse), hidden_states=states,
+                           attentions=attentions)
+
+
 class VisionTransformerTower(nn.Module):
-    """Patches + class token + positions, LayerNorm before the Transformer, LayerNorm on the class token."""
+    """Patches + class token + positions, LayerNorm before the Transformer, LayerNorm on the class token.
+
+    `hidden_states` (when asked): the embedded patches after the first LayerNorm, then each block's output,
+    num_hidden_layers + 1 of (batch, 1 + patches, width); the last equals `last_hidden_state`.
+    `attentions`: one (batch, heads, 1 + patches, 1 + patches) per block.
+    """
 
     def __init__(self, config: ClipVisionConfig) -> None:
         super().__init__()
@@ -176,17 +255,22 @@ class VisionTransformerTower(nn.Module):
         self.encoder = Encoder(config)
         self.post_layernorm = nn.LayerNorm(width, eps=config.layer_norm_eps)
 
+    def get_input_embeddings(self) -> nn.Module:
+        """The patch embedding, as in transformers' CLIP: where the image enters the network."""
+        return self.patch_embedding
+
     def forward(self, pixel_values: torch.Tensor, output_hidden_states: bool = False,
-                interpolate_pos_encoding: bool = False) -> BaseModelOutputWithPooling:
+                interpolate_pos_encoding: bool = False, output_attentions: bool = False) -> BaseModelOutputWithPooling:
         check_pixel_values(pixel_values, self.config, self.config.patch_size, interpolate_pos_encoding)
         patches = self.patch_embedding(pixel_values.to(self.patch_embedding.weight.dtype))
         positions = resize_grid_positions(self.position_embedding, patches.shape[-2:], prefix=1)
         x = patches.flatten(2).transpose(1, 2)
         cls = self.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1)
         x = self.pre_layernorm(torch.cat([cls, x], dim=1) + positions)
-        x, hidden_states = self.encoder(x, output_hidden_states=output_hidden_states)
+        out = self.encoder(x, output_hidden_states=output_hidden_states, output_attentions=output_attentions)
         return BaseModelOutputWithPooling(
-            last_hidden_state=x, pooler_output=self.post_layernorm(x[:, 0]), hidden_states=hidden_states
+            last_hidden_state=out.last_hidden_state, pooler_output=self.post_layernorm(out.last_hidden_state[:, 0]),
+            hidden_states=out.hidden_states, attentions=out.attentions,
         )
 
 

@@ -16,7 +16,8 @@ from ..images import ImageInput
 
 
 def _features(output: Any) -> torch.Tensor:
-    # transformers 5 returns a model output whose pooler_output is the projected embedding.
+    # Ours and transformers 5 return a model output whose pooler_output is the projected embedding;
+    # earlier transformers returned the tensor itself.
     return output if torch.is_tensor(output) else output.pooler_output
 
 
