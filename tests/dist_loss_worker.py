@@ -26,24 +26,29 @@ from hf_limber.training import ContrastiveLoss
 
 IN_DIM, EMBED_DIM, GLOBAL_BATCH = 6, 5, 24
 CASES = [("global", 1), ("local", 1), ("chunked", 7), ("chunked", 1), ("chunked", 64)]
+OBJECTIVES = ("softmax", "sigmoid")
 
 
 class TwoTowers(nn.Module):
-    """A minimal dual encoder: one linear layer per modality and CLIP's learnable temperature."""
+    """A minimal dual encoder: one linear layer per modality and CLIP's learnable temperature; for the
+    sigmoid objective also SigLIP's learnable bias (its scale and bias set so that the logits straddle 0)."""
 
-    def __init__(self) -> None:
+    def __init__(self, objective: str = "softmax") -> None:
         super().__init__()
         self.image, self.text = nn.Linear(IN_DIM, EMBED_DIM), nn.Linear(IN_DIM, EMBED_DIM)
-        self.log_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
+        sigmoid = objective == "sigmoid"
+        self.log_scale = nn.Parameter(torch.tensor(math.log(10.0) if sigmoid else math.log(1 / 0.07)))
+        self.bias = nn.Parameter(torch.tensor(-2.0)) if sigmoid else None
 
-    def forward(self, images: Tensor, texts: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        return F.normalize(self.image(images), dim=-1), F.normalize(self.text(texts), dim=-1), self.log_scale.exp()
+    def forward(self, images: Tensor, texts: Tensor) -> tuple[Tensor, ...]:
+        outputs = F.normalize(self.image(images), dim=-1), F.normalize(self.text(texts), dim=-1), self.log_scale.exp()
+        return outputs if self.bias is None else (*outputs, self.bias)
 
 
-def make_problem(dtype: torch.dtype, seed: int = 0) -> tuple[TwoTowers, Tensor, Tensor]:
+def make_problem(dtype: torch.dtype, seed: int = 0, objective: str = "softmax") -> tuple[TwoTowers, Tensor, Tensor]:
     """The same towers and global batch on every rank (seeded)."""
     torch.manual_seed(seed)
-    model = TwoTowers().to(dtype)
+    model = TwoTowers(objective).to(dtype)
     return model, torch.randn(GLOBAL_BATCH, IN_DIM, dtype=dtype), torch.randn(GLOBAL_BATCH, IN_DIM, dtype=dtype)
 
 
@@ -52,6 +57,16 @@ def naive_clip_loss(image: Tensor, text: Tensor, scale: Tensor) -> Tensor:
     logits = scale * image @ text.T
     labels = torch.arange(len(image))
     return (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
+
+
+def naive_siglip_loss(image: Tensor, text: Tensor, scale: Tensor, bias: Tensor) -> Tensor:
+    """The paper's pseudo-code: −Σ log σ(labels ⊙ logits) / B, labels 2I − 1, over the full batch."""
+    logits = scale * image @ text.T + bias
+    labels = 2 * torch.eye(len(image), dtype=logits.dtype) - 1
+    return -F.logsigmoid(labels * logits).sum() / len(image)
+
+
+REFERENCE = {"softmax": naive_clip_loss, "sigmoid": naive_siglip_loss}
 
 
 def loss_and_grads(
@@ -88,10 +103,10 @@ def run_distributed(out_dir: Path) -> None:
     dist.init_process_group("gloo")
     rank, world = dist.get_rank(), dist.get_world_size()
     results = {}
-    for dtype in (torch.float64, torch.float32):
-        model, images, texts = make_problem(dtype)
+    for dtype, objective in [(dtype, objective) for dtype in (torch.float64, torch.float32) for objective in OBJECTIVES]:
+        model, images, texts = make_problem(dtype, objective=objective)
         dtype_name = str(dtype).removeprefix("torch.")
-        reference = loss_and_grads(model, images, texts, naive_clip_loss)
+        reference = loss_and_grads(model, images, texts, REFERENCE[objective])
         for sharding in ("even", "uneven"):
             # uneven: rank r holds a different number of rows (the last batch of an epoch).
             shift = 3 if sharding == "uneven" else 0
@@ -99,10 +114,11 @@ def run_distributed(out_dir: Path) -> None:
             rows = slice(bounds[rank], bounds[rank + 1])
             for mode, block in CASES:
                 ddp = DistributedDataParallel(copy.deepcopy(model))
-                got = loss_and_grads(ddp, images[rows], texts[rows], ContrastiveLoss(mode, block_size=block))
-                key = f"{dtype_name}/{sharding}/{mode}" + (f"/block{block}" if mode == "chunked" else "")
+                loss = ContrastiveLoss(mode, block_size=block, objective=objective)
+                got = loss_and_grads(ddp, images[rows], texts[rows], loss)
+                key = f"{dtype_name}/{objective}/{sharding}/{mode}" + (f"/block{block}" if mode == "chunked" else "")
                 results[key] = relative_errors(got, reference)
-            if sharding == "even":
+            if sharding == "even" and objective == "softmax":
                 ddp = DistributedDataParallel(copy.deepcopy(model))
                 got = loss_and_grads(ddp, images[rows], texts[rows], biased_local_loss)
                 results[f"{dtype_name}/even/control-biased-local"] = relative_errors(got, reference)

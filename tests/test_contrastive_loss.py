@@ -27,28 +27,31 @@ _spec.loader.exec_module(worker)
 TOLERANCE = {"float64": 1e-12, "float32": 1e-5}
 
 
-def _errors_against_reference(dtype: torch.dtype) -> dict[str, dict[str, float]]:
-    model, images, texts = worker.make_problem(dtype)
-    reference = worker.loss_and_grads(model, images, texts, worker.naive_clip_loss)
+def _errors_against_reference(dtype: torch.dtype, objective: str = "softmax") -> dict[str, dict[str, float]]:
+    model, images, texts = worker.make_problem(dtype, objective=objective)
+    reference = worker.loss_and_grads(model, images, texts, worker.REFERENCE[objective])
     return {
         f"{mode}/block{block}": worker.relative_errors(
-            worker.loss_and_grads(model, images, texts, ContrastiveLoss(mode, block_size=block)), reference
+            worker.loss_and_grads(model, images, texts, ContrastiveLoss(mode, block_size=block, objective=objective)),
+            reference,
         )
         for mode, block in worker.CASES
     }
 
 
+@pytest.mark.parametrize("objective", worker.OBJECTIVES)
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=str)
-def test_every_mode_matches_the_full_batch_reference_in_one_process(dtype: torch.dtype) -> None:
+def test_every_mode_matches_the_full_batch_reference_in_one_process(dtype: torch.dtype, objective: str) -> None:
     tolerance = TOLERANCE[str(dtype).removeprefix("torch.")]
-    for case, errors in _errors_against_reference(dtype).items():
+    for case, errors in _errors_against_reference(dtype, objective).items():
         assert max(errors.values()) < tolerance, (case, errors)
 
 
 def test_world_size_one_process_group_is_the_plain_loss() -> None:
     dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
     try:
-        errors = _errors_against_reference(torch.float64)
+        errors = {f"{objective}/{case}": case_errors for objective in worker.OBJECTIVES
+                  for case, case_errors in _errors_against_reference(torch.float64, objective).items()}
     finally:
         dist.destroy_process_group()
     for case, case_errors in errors.items():
@@ -69,7 +72,8 @@ def test_two_ranks_under_ddp_match_the_one_process_full_batch(tmp_path: Path) ->
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     for rank in (0, 1):
         results = json.loads((tmp_path / f"rank{rank}.json").read_text())
-        assert len(results) == 2 * (2 * len(worker.CASES) + 1)
+        # dtypes x objectives x shardings x cases, and one control per dtype
+        assert len(results) == 2 * (len(worker.OBJECTIVES) * 2 * len(worker.CASES) + 1)
         for case, errors in results.items():
             if "control" in case:
                 # The gradient-free gather must be caught: its tower gradients are visibly off.
@@ -132,20 +136,22 @@ class _LargestTensor(TorchDispatchMode):
         return out
 
 
-def _largest_tensor(mode: str, batch: int, dim: int, block: int) -> int:
+def _largest_tensor(mode: str, batch: int, dim: int, block: int, objective: str = "softmax") -> int:
     image = F.normalize(torch.randn(batch, dim), dim=1).requires_grad_()
     text = F.normalize(torch.randn(batch, dim), dim=1).requires_grad_()
     scale = torch.tensor(14.3, requires_grad=True)
+    bias = torch.tensor(-10.0, requires_grad=True) if objective == "sigmoid" else None
     with _LargestTensor() as recorder:
-        ContrastiveLoss(mode, block_size=block)(image, text, scale).backward()
+        ContrastiveLoss(mode, block_size=block, objective=objective)(image, text, scale, bias).backward()
     return recorder.largest
 
 
-def test_chunked_never_materialises_the_rows_by_columns_logits() -> None:
+@pytest.mark.parametrize("objective", ["softmax", "sigmoid"])
+def test_chunked_never_materialises_the_rows_by_columns_logits(objective: str) -> None:
     batch, dim, block = 96, 16, 24  # b·block = 2304 > B·D = 1536, b·B = 9216
-    assert _largest_tensor("chunked", batch, dim, block) <= batch * block
+    assert _largest_tensor("chunked", batch, dim, block, objective) <= batch * block
     # Teeth: the same recorder sees the full logits of the local mode.
-    assert _largest_tensor("local", batch, dim, block) >= batch * batch
+    assert _largest_tensor("local", batch, dim, block, objective) >= batch * batch
 
 
 def test_blockwise_logsumexp_passes_gradcheck() -> None:
@@ -155,6 +161,43 @@ def test_blockwise_logsumexp_passes_gradcheck() -> None:
     k = torch.randn(7, 3, dtype=torch.float64, requires_grad=True)
     scale = torch.tensor(2.5, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda q, k, s: _BlockwiseLogSumExp.apply(q, k, s, 3), (q, k, scale))
+
+
+def test_blockwise_sigmoid_sum_passes_gradcheck() -> None:
+    from hf_limber.training.loss import _BlockwiseSigmoidSum
+
+    q = torch.randn(5, 3, dtype=torch.float64, requires_grad=True)
+    k = torch.randn(9, 3, dtype=torch.float64, requires_grad=True)
+    scale = torch.tensor(2.5, dtype=torch.float64, requires_grad=True)
+    bias = torch.tensor(-1.5, dtype=torch.float64, requires_grad=True)
+    for first in (0, 2, 4):  # the pairs' diagonal starts inside a block, across two blocks, in the last one
+        assert torch.autograd.gradcheck(lambda q, k, s, b: _BlockwiseSigmoidSum.apply(q, k, s, b, first, 3),
+                                        (q, k, scale, bias))
+
+
+@pytest.mark.parametrize("mode", ["global", "local", "chunked"])
+def test_sigmoid_loss_keeps_its_precision_on_confident_pairs(mode: str) -> None:
+    # A trained model: positives at ℓ = s·cos + b ≈ 90, negatives at ≈ −10, so the loss is ~1e-3 and
+    # the positives' terms written as softplus(ℓ) − ℓ would lose it to float32 rounding of ℓ.
+    text = F.normalize(torch.eye(16, 32, dtype=torch.float64) + 1e-3 * torch.randn(16, 32, dtype=torch.float64), dim=1)
+    image = F.normalize(text + 1e-3 * torch.randn_like(text), dim=1)
+    scale, bias = torch.tensor(100.0, dtype=torch.float64), torch.tensor(-10.0, dtype=torch.float64)
+    exact = worker.naive_siglip_loss(image, text, scale, bias)
+    got = ContrastiveLoss(mode, block_size=5, objective="sigmoid")(image.float(), text.float(), scale.float(), bias.float())
+    torch.testing.assert_close(got.double(), exact, rtol=1e-4, atol=0)
+
+
+def test_sigmoid_objective_and_bias_are_checked() -> None:
+    with pytest.raises(ValueError, match="objective must be one of"):
+        ContrastiveLoss(objective="siglip")  # type: ignore[arg-type]
+    image, text = F.normalize(torch.randn(4, 8), dim=1), F.normalize(torch.randn(4, 8), dim=1)
+    with pytest.raises(ValueError, match="logit_bias must be None for the softmax objective"):
+        ContrastiveLoss()(image, text, torch.tensor(10.0), torch.tensor(-10.0))
+    with pytest.raises(ValueError, match="NaN or inf in logit_bias"):
+        ContrastiveLoss(objective="sigmoid")(image, text, torch.tensor(10.0), torch.tensor(float("nan")))
+    # Without a bias the sigmoid loss is the paper's with b = 0.
+    torch.testing.assert_close(ContrastiveLoss(objective="sigmoid")(image, text, torch.tensor(10.0)),
+                               worker.naive_siglip_loss(image, text, torch.tensor(10.0), torch.tensor(0.0)))
 
 
 def test_bfloat16_features_give_the_float32_loss_closely() -> None:
