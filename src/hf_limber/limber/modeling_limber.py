@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import math
 import os
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -42,6 +43,15 @@ def mean_embedding_norm(language_model: PreTrainedModel) -> float:
     """The mean L2 norm of the LM's input token embeddings (SmolLM2-135M: 3.2)."""
     weight = language_model.get_input_embeddings().weight
     return round(float(weight.detach().float().norm(dim=-1).mean()), 4)
+
+
+def check(condition: torch.Tensor, message: Callable[[], str]) -> None:
+    """Raise ValueError(message()) unless `condition` holds, without a Python branch on tensor data:
+    torch.export and torch.compile(fullgraph=True) keep the check as a runtime assertion."""
+    if torch.compiler.is_compiling():
+        torch._check_tensor_all(condition)  # Dynamo cannot trace a message built from tensor values
+    else:
+        torch._check_tensor_all_with(ValueError, condition, message)
 
 
 def pool_token_grid(tokens: torch.Tensor, factor: int) -> torch.Tensor:
@@ -134,6 +144,13 @@ class LimberForCausalLM(PreTrainedModel):
                 module.training = mode
         return self
 
+    def _set_gradient_checkpointing(self, enable: bool = True, **kwargs: Any) -> None:
+        """transformers' switch (behind gradient_checkpointing_enable/disable), then `train` again: the LM's
+        checkpointed layers take the wrapper's mode, so checkpointing is active whichever of `model.train()`
+        and `gradient_checkpointing_enable()` came first."""
+        super()._set_gradient_checkpointing(enable=enable, **kwargs)
+        self.train(self.training)
+
     def get_input_embeddings(self) -> nn.Module:
         return self.language_model.get_input_embeddings()
 
@@ -168,18 +185,16 @@ class LimberForCausalLM(PreTrainedModel):
         is_image = input_ids == self.config.image_token_id
         embeds = self.get_input_embeddings()(input_ids.masked_fill(is_image, 0))
         if pixel_values is None and image_features is None:
-            if is_image.any():
-                raise ValueError("input_ids hold image tokens but no pixel_values or image_features were given.")
+            check(is_image.logical_not().all(),
+                  lambda: "input_ids hold image tokens but no pixel_values or image_features were given.")
             return embeds
         if image_features is None:
             image_features = self.image_features(pixel_values)
         tokens = self.project(image_features)
-        if int(is_image.sum()) != tokens.shape[0] * tokens.shape[1]:
-            raise ValueError(
-                f"input_ids hold {int(is_image.sum())} image tokens but {tokens.shape[0]} image(s) give "
-                f"{tokens.shape[0]} x {tokens.shape[1]} = {tokens.numel() // tokens.shape[-1]} soft prompts. "
-                "Prepare text and images together with the model's LimberProcessor."
-            )
+        check(is_image.sum() == tokens.shape[0] * tokens.shape[1], lambda: (
+            f"input_ids hold {int(is_image.sum())} image tokens but {tokens.shape[0]} image(s) give "
+            f"{tokens.shape[0]} x {tokens.shape[1]} = {tokens.shape[0] * tokens.shape[1]} soft prompts. "
+            "Prepare text and images together with the model's LimberProcessor."))
         return embeds.masked_scatter(is_image[..., None], tokens.to(embeds.dtype))
 
     def forward(
