@@ -22,6 +22,10 @@ TOWERS = ("resnet", "vit")
 RESNET_STRIDE = 32
 # Every attention head in the paper's models is 64 wide; head counts follow from widths.
 HEAD_WIDTH = 64
+# CLIP's softmax loss or SigLIP's sigmoid loss (Zhai et al. 2023), and each paper's start for logit_scale:
+# the multiplier exp(logit_scale) starts at 1/0.07 (CLIP) or 10 (SigLIP, with logit_bias at -10).
+OBJECTIVES = ("softmax", "sigmoid")
+LOGIT_SCALE_INIT = {"softmax": math.log(1 / 0.07), "sigmoid": math.log(10.0)}
 
 
 def _fail(config_name: str, field: str, problem: str, fix: str) -> None:
@@ -197,7 +201,9 @@ class ClipVisionConfig(PretrainedConfig):
 
 
 class ClipConfig(PretrainedConfig):
-    """A CLIP dual encoder: a text config, a vision config, the shared embedding size, the temperature."""
+    """A CLIP dual encoder: a text config, a vision config, the shared embedding size, the temperature, and
+    the contrastive objective it is trained with (`"softmax"`, CLIP; `"sigmoid"`, SigLIP with a learnable
+    logit bias). `logit_scale_init_value` defaults to the objective's paper value."""
 
     model_type = "limber_clip"
     sub_configs = {"text_config": ClipTextConfig, "vision_config": ClipVisionConfig}
@@ -210,16 +216,26 @@ class ClipConfig(PretrainedConfig):
         text_config: dict | ClipTextConfig | None = None,
         vision_config: dict | ClipVisionConfig | None = None,
         projection_dim: int = 512,
-        logit_scale_init_value: float = math.log(1 / 0.07),
+        logit_scale_init_value: float | None = None,
         max_logit_scale_multiplier: float = 100.0,
+        contrastive_objective: str = "softmax",
+        logit_bias_init_value: float = -10.0,
         **kwargs: Any,
     ) -> None:
         max_logit_scale_multiplier = kwargs.pop("max_logit_scale", max_logit_scale_multiplier)
+        if contrastive_objective not in OBJECTIVES:
+            _fail("ClipConfig", "contrastive_objective", f"unknown objective {contrastive_objective!r}",
+                  f"Use one of {OBJECTIVES}: CLIP's softmax loss or SigLIP's sigmoid loss.")
+        if logit_scale_init_value is None:
+            logit_scale_init_value = LOGIT_SCALE_INIT[contrastive_objective]
         self.text_config = self._sub_config(ClipTextConfig, text_config, projection_dim)
         self.vision_config = self._sub_config(ClipVisionConfig, vision_config, projection_dim)
         self.projection_dim = projection_dim
         self.logit_scale_init_value = logit_scale_init_value
         self.max_logit_scale_multiplier = max_logit_scale_multiplier
+        # "sigmoid" gives the model SigLIP's learnable logit_bias (its start value below); "softmax" has none.
+        self.contrastive_objective = contrastive_objective
+        self.logit_bias_init_value = logit_bias_init_value
         super().__init__(**kwargs)
         if not 0 < math.exp(logit_scale_init_value) <= max_logit_scale_multiplier:
             _fail("ClipConfig", "logit_scale_init_value", f"exp({logit_scale_init_value:.4f}) is outside "

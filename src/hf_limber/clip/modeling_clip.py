@@ -34,6 +34,8 @@ class ClipOutput(ModelOutput):
     image_embeds: torch.Tensor | None = None
     # exp(logit_scale) as used for the logits: what a sharded contrastive loss needs beside the embeddings.
     logit_scale_multiplier: torch.Tensor | None = None
+    # SigLIP's learnable bias added to the logits (config.contrastive_objective == "sigmoid"); None for CLIP.
+    logit_bias: torch.Tensor | None = None
     # What get_text_features / get_image_features return: pooler_output already projected (as in transformers 5).
     text_model_output: BaseModelOutputWithPooling | None = None
     vision_model_output: BaseModelOutputWithPooling | None = None
@@ -73,6 +75,14 @@ def contrastive_loss(logits_per_text: torch.Tensor) -> torch.Tensor:
     """
     labels = torch.arange(logits_per_text.shape[0], device=logits_per_text.device)
     return (F.cross_entropy(logits_per_text, labels) + F.cross_entropy(logits_per_text.t(), labels)) / 2
+
+
+def sigmoid_loss(logits_per_text: torch.Tensor) -> torch.Tensor:
+    """SigLIP's loss of an in-batch logit matrix (bias included) whose diagonal holds the pairs: the sum over
+    all pairs of −log σ(±logit), + for pairs and − otherwise, divided by the batch size. The one-process case
+    of `hf_limber.ContrastiveLoss(objective="sigmoid")`, here for the same reason as `contrastive_loss`."""
+    signs = 2 * torch.eye(logits_per_text.shape[0], device=logits_per_text.device, dtype=logits_per_text.dtype) - 1
+    return -F.logsigmoid(signs * logits_per_text).sum() / logits_per_text.shape[0]
 
 
 def vision_tower(config: ClipVisionConfig) -> nn.Module:
@@ -144,6 +154,8 @@ class ClipPreTrainedModel(PreTrainedModel):
             init.normal_(module.positional_embedding, std=module.c_proj.in_features**-0.5)
         elif isinstance(module, ClipModel):
             init.constant_(module.logit_scale, module.config.logit_scale_init_value)
+            if module.logit_bias is not None:
+                init.constant_(module.logit_bias, module.config.logit_bias_init_value)
 
 
 def projection(in_features: int, out_features: int) -> nn.Linear:
@@ -155,7 +167,7 @@ class ClipTextModel(ClipPreTrainedModel):
     _no_split_modules = ["Block"]
     # Loading one tower from a full CLIP folder leaves the other tower's weights unused, by design.
     _keys_to_ignore_on_load_unexpected = [r"^vision_model\.", r"^visual_projection\.", r"^text_projection\.",
-                                          r"^logit_scale$"]
+                                          r"^logit_(scale|bias)$"]
 
     def __init__(self, config: ClipTextConfig) -> None:
         super().__init__(config)
@@ -178,7 +190,7 @@ class ClipVisionModel(ClipPreTrainedModel):
     main_input_name = "pixel_values"
     input_modalities = ("image",)
     _keys_to_ignore_on_load_unexpected = [r"^text_model\.", r"^text_projection\.", r"^visual_projection\.",
-                                          r"^logit_scale$", r"^classifier\."]
+                                          r"^logit_(scale|bias)$", r"^classifier\."]
 
     def __init__(self, config: ClipVisionConfig) -> None:
         super().__init__(config)
@@ -227,7 +239,7 @@ class ClipVisionForImageClassification(ClipPreTrainedModel):
 class ClipTextModelWithProjection(ClipPreTrainedModel):
     config_class = ClipTextConfig
     _no_split_modules = ["Block"]
-    _keys_to_ignore_on_load_unexpected = [r"^vision_model\.", r"^visual_projection\.", r"^logit_scale$"]
+    _keys_to_ignore_on_load_unexpected = [r"^vision_model\.", r"^visual_projection\.", r"^logit_(scale|bias)$"]
 
     def __init__(self, config: ClipTextConfig) -> None:
         super().__init__(config)
@@ -251,7 +263,7 @@ class ClipVisionModelWithProjection(ClipPreTrainedModel):
     config_class = ClipVisionConfig
     main_input_name = "pixel_values"
     input_modalities = ("image",)
-    _keys_to_ignore_on_load_unexpected = [r"^text_model\.", r"^text_projection\.", r"^logit_scale$"]
+    _keys_to_ignore_on_load_unexpected = [r"^text_model\.", r"^text_projection\.", r"^logit_(scale|bias)$"]
 
     def __init__(self, config: ClipVisionConfig) -> None:
         super().__init__(config)
@@ -272,7 +284,8 @@ class ClipVisionModelWithProjection(ClipPreTrainedModel):
 
 
 class ClipModel(ClipPreTrainedModel):
-    """The dual encoder: both towers, their projections into one space, and the learnable temperature.
+    """The dual encoder: both towers, their projections into one space, and the learnable temperature (with
+    `config.contrastive_objective="sigmoid"` also SigLIP's learnable `logit_bias`, added to the logits).
 
     `logit_scale` is the log of the factor on the cosine similarities (the paper's log inverse
     temperature); `logit_scale_multiplier()` is that factor. Training caps the factor at
@@ -288,6 +301,8 @@ class ClipModel(ClipPreTrainedModel):
         self.text_projection = projection(config.text_config.hidden_size, config.projection_dim)
         self.visual_projection = visual_projection(config.vision_config)
         self.logit_scale = nn.Parameter(torch.tensor(config.logit_scale_init_value))
+        sigmoid = config.contrastive_objective == "sigmoid"
+        self.logit_bias = nn.Parameter(torch.tensor(config.logit_bias_init_value)) if sigmoid else None
         self.post_init()
 
     @can_return_tuple
@@ -368,9 +383,14 @@ class ClipModel(ClipPreTrainedModel):
         image_embeds = F.normalize(vision_out.pooler_output, dim=-1)
         multiplier = self.logit_scale_multiplier()
         logits_per_text = multiplier * text_embeds @ image_embeds.t()
+        if self.logit_bias is not None:
+            logits_per_text = logits_per_text + self.logit_bias
+        loss = None
+        if return_loss:
+            loss = (sigmoid_loss if self.logit_bias is not None else contrastive_loss)(logits_per_text)
         return ClipOutput(
-            loss=contrastive_loss(logits_per_text) if return_loss else None,
-            logits_per_image=logits_per_text.t(), logits_per_text=logits_per_text,
+            loss=loss, logits_per_image=logits_per_text.t(), logits_per_text=logits_per_text,
             text_embeds=text_embeds, image_embeds=image_embeds, logit_scale_multiplier=multiplier,
+            logit_bias=self.logit_bias,
             text_model_output=text_out, vision_model_output=vision_out,
         )

@@ -1,6 +1,7 @@
 """ContrastiveTrainer: the transformers Trainer with CLIP's loss, optimiser and temperature rules.
 
-- The loss is `ContrastiveLoss` over the global batch (exact under DDP), in the chosen mode.
+- The loss is `ContrastiveLoss` over the global batch (exact under DDP), in the chosen mode, with the
+  objective the model's config names (`contrastive_objective`: CLIP's softmax or SigLIP's sigmoid).
 - AdamW with decoupled weight decay on weight matrices only: gains, biases, embeddings and the
   temperature are not decayed (the paper); each tower gets its own Adam betas/epsilon.
 - exp(logit_scale) is capped at `config.max_logit_scale_multiplier` by `ClipModel.clamp_logit_scale_`
@@ -64,7 +65,7 @@ class ContrastiveTrainingArguments(TrainingArguments):
 
 
 def no_decay(name: str, parameter: nn.Parameter) -> bool:
-    """Gains, biases, embeddings and the temperature are not decayed (the CLIP paper)."""
+    """Gains, biases, embeddings, the temperature and SigLIP's logit bias are not decayed (the CLIP paper)."""
     return parameter.ndim < 2 or "embedding" in name or "logit_scale" in name
 
 
@@ -88,7 +89,8 @@ class ContrastiveTrainer(Trainer):
         if not hasattr(getattr(model.config, "vision_config", None), "tower"):
             raise TypeError(f"ContrastiveTrainer trains hf_limber's ClipModel, got {type(model).__name__}; "
                             "convert other CLIPs with hf_limber.clip.convert first.")
-        self.contrastive_loss = ContrastiveLoss(self.args.loss_mode, self.args.loss_block_size)
+        self.contrastive_loss = ContrastiveLoss(self.args.loss_mode, self.args.loss_block_size,
+                                                objective=getattr(model.config, "contrastive_objective", "softmax"))
         # Our loss is a per-step mean, never normalised by num_items_in_batch.
         self.loss_is_scaled_for_ga = False
         self.add_callback(ClampLogitScale())
@@ -135,17 +137,21 @@ class ContrastiveTrainer(Trainer):
     def compute_loss(self, model: nn.Module, inputs: dict[str, Any], return_outputs: bool = False,
                      num_items_in_batch: Any = None) -> torch.Tensor | tuple[torch.Tensor, Any]:
         outputs = self._embed(model, inputs)
-        loss = self.contrastive_loss(outputs.image_embeds, outputs.text_embeds, outputs.logit_scale_multiplier)
+        loss = self.contrastive_loss(outputs.image_embeds, outputs.text_embeds, outputs.logit_scale_multiplier,
+                                     outputs.logit_bias)
         if model.training:
-            self._track(outputs.image_embeds, outputs.text_embeds, outputs.logit_scale_multiplier)
+            self._track(outputs.image_embeds, outputs.text_embeds, outputs.logit_scale_multiplier, outputs.logit_bias)
         return (loss, outputs) if return_outputs else loss
 
     @torch.no_grad()
-    def _track(self, image_embeds: torch.Tensor, text_embeds: torch.Tensor, logit_scale_multiplier: torch.Tensor) -> None:
+    def _track(self, image_embeds: torch.Tensor, text_embeds: torch.Tensor, logit_scale_multiplier: torch.Tensor,
+               logit_bias: torch.Tensor | None) -> None:
         # In-batch retrieval on this process's rows: a cheap, always-available progress signal.
         similarity = image_embeds.float() @ text_embeds.float().t()
         targets = torch.arange(similarity.shape[0], device=similarity.device)
         self._running["logit_scale_multiplier"].append(float(logit_scale_multiplier))
+        if logit_bias is not None:
+            self._running["logit_bias"].append(float(logit_bias))
         self._running["image_to_text_accuracy"].append(float((similarity.argmax(1) == targets).float().mean()))
         self._running["text_to_image_accuracy"].append(float((similarity.argmax(0) == targets).float().mean()))
 
@@ -200,9 +206,10 @@ class ContrastiveTrainer(Trainer):
         image_cache = torch.cat(images).detach().requires_grad_()
         text_cache = torch.cat(texts).detach().requires_grad_()
         with self.compute_loss_context_manager():
-            loss = self.contrastive_loss(image_cache, text_cache, unwrapped.logit_scale_multiplier())
+            loss = self.contrastive_loss(image_cache, text_cache, unwrapped.logit_scale_multiplier(), unwrapped.logit_bias)
         self.accelerator.backward(loss)
-        self._track(image_cache.detach(), text_cache.detach(), unwrapped.logit_scale_multiplier().detach())
+        self._track(image_cache.detach(), text_cache.detach(), unwrapped.logit_scale_multiplier().detach(),
+                    unwrapped.logit_bias)
 
         offset = 0
         for index, (chunk, state) in enumerate(zip(chunks, states)):
