@@ -84,3 +84,19 @@ def test_the_trainer_trains_with_the_sigmoid_objective(tmp_path, clip_tokenizer)
     names = {n for group in trainer.optimizer.param_groups for n, p in trainer.model.named_parameters()
              if any(p is q for q in group["params"]) and group["weight_decay"] == 0.0}
     assert "logit_bias" in names
+
+
+def test_the_siglip_emoji_recipe_is_the_softmax_one_with_the_sigmoid_objective(tmp_path):
+    from pathlib import Path
+
+    from hf_limber.recipes import parse_recipe
+    from hf_limber.training.clip_recipe import ClipRecipeArguments
+
+    recipes = Path(__file__).resolve().parents[1] / "recipes" / "clip"
+    kinds = (ClipRecipeArguments, ContrastiveTrainingArguments)
+    overrides = ["--output_dir", str(tmp_path)]
+    softmax_recipe, softmax_training = parse_recipe(recipes / "emoji-small.yaml", kinds, overrides)
+    sigmoid_recipe, sigmoid_training = parse_recipe(recipes / "emoji-small-siglip.yaml", kinds, overrides)
+    assert softmax_recipe.objective is None and sigmoid_recipe.objective == "sigmoid"
+    sigmoid_recipe.objective = None
+    assert sigmoid_recipe == softmax_recipe and sigmoid_training.to_dict() == softmax_training.to_dict()

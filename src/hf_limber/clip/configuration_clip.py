@@ -129,6 +129,7 @@ class ClipVisionConfig(PretrainedConfig):
         layer_norm_eps: float = 1e-5,
         attention_dropout: float = 0.0,
         dropout: float = 0.0,
+        patch_dropout: float = 0.0,
         **kwargs: Any,
     ) -> None:
         depths = num_hidden_layers if isinstance(num_hidden_layers, (list, tuple)) else [num_hidden_layers]
@@ -137,7 +138,7 @@ class ClipVisionConfig(PretrainedConfig):
             "intermediate_size": intermediate_size, "num_attention_heads": num_attention_heads,
             "patch_size": patch_size, "projection_dim": projection_dim,
             **{"num_hidden_layers": depth for depth in depths if not isinstance(depth, int) or depth < 1},
-        }, {"attention_dropout": attention_dropout, "dropout": dropout})
+        }, {"attention_dropout": attention_dropout, "dropout": dropout, "patch_dropout": patch_dropout})
         self.tower = tower
         self.image_size = image_size
         self.num_channels = num_channels
@@ -154,6 +155,8 @@ class ClipVisionConfig(PretrainedConfig):
         self.layer_norm_eps = layer_norm_eps
         self.attention_dropout = attention_dropout
         self.dropout = dropout
+        # FLIP (Li et al. 2023): the share of a ViT's patch tokens dropped at random in training, never in eval.
+        self.patch_dropout = patch_dropout
         super().__init__(**kwargs)
         self.validate_fields()
 
@@ -188,6 +191,9 @@ class ClipVisionConfig(PretrainedConfig):
             if self.hidden_size % 2:
                 _fail(name, "hidden_size", f"the ResNet stem halves the width, {self.hidden_size} is odd",
                       "Use an even stem width (RN50 uses 64).")
+            if self.patch_dropout:
+                _fail(name, "patch_dropout", f"{self.patch_dropout} asks to drop patches, but a ResNet tower has no "
+                      "patch tokens", "Set patch_dropout to 0 or train a ViT tower.")
             if self.image_size % RESNET_STRIDE:
                 _fail(name, "image_size", f"{self.image_size} is not a multiple of the ResNet stride "
                       f"{RESNET_STRIDE}", f"Use e.g. {max(1, round(self.image_size / RESNET_STRIDE)) * RESNET_STRIDE}.")

@@ -85,8 +85,39 @@ def sigmoid_loss(logits_per_text: torch.Tensor) -> torch.Tensor:
     return -F.logsigmoid(signs * logits_per_text).sum() / logits_per_text.shape[0]
 
 
+class PatchDropout(nn.Module):
+    """FLIP's patch dropout (Li et al. 2023): in training, each image keeps a random `1 - rate` share of its
+    patch tokens (at least one; the class token always); in eval it keeps them all.
+
+    It acts on the ViT's tokens after the positions are added and the pre-LayerNorm applied, through a forward
+    hook on that LayerNorm (`vision_tower` installs it): the norm is per token, so this equals open_clip's
+    dropping before it.
+    """
+
+    def __init__(self, rate: float) -> None:
+        super().__init__()
+        self.rate = rate
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        if not self.training or not self.rate:
+            return tokens
+        batch, patches = tokens.shape[0], tokens.shape[1] - 1
+        keep = max(1, int(patches * (1 - self.rate)))
+        kept = torch.rand(batch, patches, device=tokens.device).topk(keep, dim=1).indices + 1
+        return torch.cat([tokens[:, :1], tokens.gather(1, kept[..., None].expand(-1, -1, tokens.shape[2]))], dim=1)
+
+    def after_pre_layernorm(self, module: nn.Module, args: Any, output: torch.Tensor) -> torch.Tensor:
+        return self(output)
+
+
 def vision_tower(config: ClipVisionConfig) -> nn.Module:
-    return ModifiedResNetTower(config) if config.tower == "resnet" else VisionTransformerTower(config)
+    if config.tower == "resnet":
+        return ModifiedResNetTower(config)
+    tower = VisionTransformerTower(config)
+    if config.patch_dropout:
+        tower.patch_dropout = PatchDropout(config.patch_dropout)
+        tower.pre_layernorm.register_forward_hook(tower.patch_dropout.after_pre_layernorm)
+    return tower
 
 
 def visual_projection(config: ClipVisionConfig) -> nn.Module:

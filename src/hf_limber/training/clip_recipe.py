@@ -1,14 +1,23 @@
-"""`hf-limber train-clip RECIPE`: a CLIP from a preset (or a saved model), trained with ContrastiveTrainer."""
+"""`hf-limber train-clip RECIPE`: a CLIP from a preset (or a saved model), trained with ContrastiveTrainer.
+
+Besides the data and the model, a recipe picks what open_clip's users pick: the objective (CLIP's softmax or
+SigLIP's sigmoid loss), locked towers (LiT, Zhai et al. 2022: a tower frozen, optionally with its last blocks
+and its norms left to train) and patch dropout (FLIP, Li et al. 2023).
+"""
 
 from __future__ import annotations
 
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from torch import nn
 from transformers import AutoTokenizer, set_seed
 
 from ..clip.configuration_clip import ClipConfig
 from ..clip.modeling_clip import ClipModel
+from ..clip.modeling_resnet import Bottleneck
+from ..clip.modeling_transformer import Block
 from ..clip.processing_clip import ClipProcessor
 from ..clip.tokenization import clip_tokenizer_from_bpe, default_bpe_path, train_clip_tokenizer
 from ..data.streaming import SkippedSamplesCallback, load_image_text_pairs
@@ -34,6 +43,32 @@ class ClipRecipeArguments:
         "and paste it at a random place on white, so the tower learns objects at the sizes scenes show them"})
     overwrite_output_dir: bool = field(default=False, metadata={
         "help": "train over an earlier run in output_dir (else: resume it with resume_from_checkpoint, or refuse)"})
+    objective: str | None = field(default=None, metadata={
+        "help": "'softmax' (CLIP) or 'sigmoid' (SigLIP, with a learnable logit bias); default: the saved model's "
+        "own, or softmax for a preset"})
+    patch_dropout: float | None = field(default=None, metadata={
+        "help": "FLIP: share of a ViT's patch tokens dropped at random in each training forward (off in eval); "
+        "default: the saved model's own, or 0"})
+    lock_image_tower: bool = field(default=False, metadata={"help": "LiT: freeze the image tower and its projection"})
+    lock_image_unlocked_blocks: int = field(default=0, metadata={
+        "help": "with lock_image_tower: train its last n residual blocks and every layer after them"})
+    lock_image_unlock_norms: bool = field(default=False, metadata={
+        "help": "with lock_image_tower: train its LayerNorm/BatchNorm gains and biases (BatchNorm statistics too)"})
+    lock_text_tower: bool = field(default=False, metadata={"help": "freeze the text tower and its projection"})
+    lock_text_unlocked_blocks: int = field(default=0, metadata={
+        "help": "with lock_text_tower: train its last n blocks and every layer after them"})
+    lock_text_unlock_norms: bool = field(default=False, metadata={
+        "help": "with lock_text_tower: train its LayerNorm gains and biases"})
+
+    def __post_init__(self) -> None:
+        if self.lock_image_tower and self.lock_text_tower:
+            raise ValueError("lock_image_tower and lock_text_tower both set: only the temperature would train. "
+                             "Lock one tower (LiT locks the image tower) or unlock some blocks of one.")
+        for tower in ("image", "text"):
+            if not getattr(self, f"lock_{tower}_tower") and (getattr(self, f"lock_{tower}_unlocked_blocks")
+                                                             or getattr(self, f"lock_{tower}_unlock_norms")):
+                raise ValueError(f"lock_{tower}_unlocked_blocks / lock_{tower}_unlock_norms refine a locked tower: "
+                                 f"set lock_{tower}_tower: true as well, or drop them.")
 
 
 def _tokenizer(args: ClipRecipeArguments, captions: list[str], context_length: int):
@@ -57,7 +92,9 @@ def train_clip(args: ClipRecipeArguments, training_args: ContrastiveTrainingArgu
                                           text_column=args.text_column, rank=0, world_size=1)
              for split in (args.train_split, args.eval_split) if split}
     if Path(args.model).is_dir():
-        model = ClipModel.from_pretrained(args.model)
+        # Fine-tuning may switch the objective (a new logit bias starts at the config's value) or add patch dropout.
+        config = _with_recipe_choices(ClipConfig.from_pretrained(args.model), args)
+        model = ClipModel.from_pretrained(args.model, config=config)
         processor = ClipProcessor.from_pretrained(args.model)
     else:
         config = ClipConfig.from_preset(args.model)
@@ -65,9 +102,14 @@ def train_clip(args: ClipRecipeArguments, training_args: ContrastiveTrainingArgu
         tokenizer = _tokenizer(args, captions, config.text_config.max_position_embeddings)
         text_ids = {"vocab_size": len(tokenizer), "eos_token_id": tokenizer.eos_token_id,
                     "bos_token_id": tokenizer.bos_token_id, "pad_token_id": tokenizer.pad_token_id}
-        config = ClipConfig.from_preset(args.model, text_config={**config.text_config.to_dict(), **text_ids})
-        model = ClipModel(config)
+        config = ClipConfig.from_preset(args.model, text_config={**config.text_config.to_dict(), **text_ids},
+                                        **({"contrastive_objective": args.objective} if args.objective else {}))
+        model = ClipModel(_with_recipe_choices(config, args))
         processor = ClipProcessor.for_config(config, tokenizer)
+    for tower in ("image", "text"):
+        if getattr(args, f"lock_{tower}_tower"):
+            lock_tower(model, tower, getattr(args, f"lock_{tower}_unlocked_blocks"),
+                       getattr(args, f"lock_{tower}_unlock_norms"))
     trainer = ContrastiveTrainer(
         model=model, args=training_args, processing_class=processor,
         train_dataset=pairs[args.train_split], eval_dataset=pairs.get(args.eval_split),
@@ -80,3 +122,52 @@ def train_clip(args: ClipRecipeArguments, training_args: ContrastiveTrainingArgu
     trainer.save_state()  # trainer_state.json: the loss history reports read
     processor.save_pretrained(training_args.output_dir)
     return trainer
+
+
+def _with_recipe_choices(config: ClipConfig, args: ClipRecipeArguments) -> ClipConfig:
+    """The config with the recipe's objective and patch dropout, where the recipe names them (re-validated)."""
+    if args.objective is not None:
+        config.contrastive_objective = args.objective
+    if args.patch_dropout is not None:
+        config.vision_config = type(config.vision_config)(**{**config.vision_config.to_dict(),
+                                                             "patch_dropout": args.patch_dropout})
+    return type(config).from_dict(config.to_dict())
+
+
+def lock_tower(model: ClipModel, tower: str, unlocked_blocks: int = 0, unlock_norms: bool = False) -> None:
+    """Freeze one tower and its projection (LiT), optionally leaving its last `unlocked_blocks` residual blocks
+    and every layer after them (final norm, pooling, projection) and/or its norms to train, as open_clip's
+    `lock_image_tower(unlocked_groups)` does.
+
+    Locked BatchNorm layers stay in eval mode, so a locked ResNet keeps its running statistics too: a locked
+    tower computes the same function throughout training.
+    """
+    modules = {"image": (model.vision_model, model.visual_projection), "text": (model.text_model, model.text_projection)}
+    if tower not in modules:
+        raise ValueError(f"tower must be 'image' or 'text', got {tower!r}.")
+    root = nn.ModuleList(modules[tower])  # one ordered view of the tower and its projection
+    blocks = [module for module in root.modules() if isinstance(module, (Block, Bottleneck))]
+    if not 0 <= unlocked_blocks <= len(blocks):
+        raise ValueError(f"lock_{tower}_unlocked_blocks={unlocked_blocks}, but the {tower} tower has {len(blocks)} "
+                         f"residual blocks: pick 0 to {len(blocks)}.")
+    parameters = list(root.named_parameters())
+    trainable = set()
+    if unlocked_blocks:
+        trainable |= {id(p) for block in blocks[-unlocked_blocks:] for p in block.parameters()}
+        last_block_parameter = max(i for i, (_, p) in enumerate(parameters)
+                                   if any(p is q for q in blocks[-1].parameters()))
+        trainable |= {id(p) for _, p in parameters[last_block_parameter + 1 :]}
+    norms = [module for module in root.modules() if isinstance(module, (nn.LayerNorm, nn.BatchNorm2d))]
+    if unlock_norms:
+        trainable |= {id(p) for norm in norms for p in norm.parameters()}
+    for _, parameter in parameters:
+        parameter.requires_grad_(id(parameter) in trainable)
+    for norm in norms:
+        if isinstance(norm, nn.BatchNorm2d) and not norm.weight.requires_grad:
+            norm.train = types.MethodType(_always_eval, norm)
+            norm.eval()
+
+
+def _always_eval(module: nn.Module, mode: bool = True) -> nn.Module:
+    # model.train() reaches every submodule through its train(): this one ignores the request.
+    return nn.Module.train(module, False)
