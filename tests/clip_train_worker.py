@@ -1,6 +1,7 @@
 """Train a tiny CLIP on coloured shapes with ContrastiveTrainer; run alone, under torchrun or accelerate.
 
-Writes the losses it logged (rank 0) and, at the end, the final weights to OUT.
+Writes the losses it logged (rank 0) and, at the end, the final weights to OUT (`final.pt`; with `--fsdp` the
+Trainer's saved model folder `OUT/final`, gathered from the shards).
 """
 
 import argparse
@@ -46,6 +47,25 @@ class KillAfterSave(TrainerCallback):
             os.kill(os.getpid(), signal.SIGKILL)
 
 
+def let_accelerate_shard_on_cpu() -> None:
+    """accelerate turns FSDP on only for accelerator devices: on CPU processes (MULTI_CPU) it drops the plugin and
+    runs DDP without a word. torch's FSDP2 itself shards on CPU over gloo, so the test takes accelerate's FSDP path
+    by hand: the state it builds keeps the plugin."""
+    from accelerate.state import AcceleratorState
+    from accelerate.utils import DistributedType
+
+    original = AcceleratorState.__init__
+
+    def init(self, *args, fsdp_plugin=None, **kwargs):
+        original(self, *args, fsdp_plugin=fsdp_plugin, **kwargs)
+        # Later constructions (without the plugin) copy the process state's MULTI_CPU back in: keep FSDP.
+        plugin = fsdp_plugin or getattr(self, "fsdp_plugin", None)
+        if plugin is not None and self.distributed_type == DistributedType.MULTI_CPU:
+            self.distributed_type, self.fsdp_plugin = DistributedType.FSDP, plugin
+
+    AcceleratorState.__init__ = init
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("out", type=Path)
@@ -54,10 +74,16 @@ def main() -> None:
     parser.add_argument("--kill-after", type=int, default=None)
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--loss-mode", default="local")
+    parser.add_argument("--fsdp", action="store_true", help="shard with FSDP as recipes/clip/fsdp.json configures it")
+    parser.add_argument("--fsdp-as-accelerate-does", action="store_true",
+                        help="with --fsdp: leave accelerate as it is (it would run DDP on CPU processes)")
+    parser.add_argument("--preset", default="tiny-vit")
     args = parser.parse_args()
 
+    if args.fsdp and not args.fsdp_as_accelerate_does:
+        let_accelerate_shard_on_cpu()
     set_seed(0)
-    config = hf_limber.ClipConfig.from_preset("tiny-vit")
+    config = hf_limber.ClipConfig.from_preset(args.preset)
     model = hf_limber.ClipModel(config)
     processor = hf_limber.ClipProcessor.for_config(config, clip_tokenizer_from_bpe(default_bpe_path(), 32))
     training_args = ContrastiveTrainingArguments(
@@ -65,11 +91,18 @@ def main() -> None:
         learning_rate=1e-3, warmup_steps=1, logging_steps=1, save_steps=2, save_strategy="steps",
         loss_mode=args.loss_mode, train_sampling_strategy="sequential", seed=0, use_cpu=True,
         dataloader_num_workers=0, ddp_backend="gloo" if int(os.environ.get("WORLD_SIZE", "1")) > 1 else None,
+        **({"fsdp": True, "fsdp_config": str(Path(__file__).parents[1] / "recipes/clip/fsdp.json")} if args.fsdp else {}),
     )
     callbacks = [KillAfterSave(args.kill_after)] if args.kill_after else []
     trainer = ContrastiveTrainer(model=model, args=training_args, train_dataset=shapes_dataset(),
                                  data_collator=ImageTextCollator(processor), callbacks=callbacks)
     trainer.train(resume_from_checkpoint=True if args.resume else None)
+    if args.fsdp:
+        trainer.save_model(str(args.out / "final"))  # every rank takes part in gathering the shards
+        if trainer.is_world_process_zero():
+            losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+            (args.out / "losses.json").write_text(json.dumps(losses))
+        return
     if trainer.is_world_process_zero():
         losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
         (args.out / "losses.json").write_text(json.dumps(losses))

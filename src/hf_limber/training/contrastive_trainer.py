@@ -15,6 +15,12 @@ own batch statistics, in the graph-free pass and again in the replay, so the gra
 micro-batch BatchNorm (as under DDP without SyncBatchNorm), not of one full-batch BatchNorm. The
 running statistics are restored after the graph-free pass, so each micro-batch updates them once.
 ViT towers have no batch statistics and get exactly the full-batch gradient.
+
+FSDP (`fsdp: true`, `fsdp_config: recipes/clip/fsdp.json`): accelerate wraps each residual block the model has
+(from `_no_split_modules`, keeping the classes present). FSDP2's `fully_shard` refuses 0-dim parameters, and
+`logit_scale` / `logit_bias` are 0-dim as in every CLIP and SigLIP checkpoint: under FSDP2 they train as
+1-element vectors and are saved 0-dim again. accelerate runs FSDP only on accelerators: asked on CPU processes
+it would silently run DDP, so the trainer refuses that.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.distributed.fsdp import FSDPModule
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from .loss import DEFAULT_MODE, MODES, ContrastiveLoss
@@ -93,9 +100,43 @@ class ContrastiveTrainer(Trainer):
                                                 objective=getattr(model.config, "contrastive_objective", "softmax"))
         # Our loss is a per-step mean, never normalised by num_items_in_batch.
         self.loss_is_scaled_for_ga = False
+        self._scalar_parameters = self._prepare_for_fsdp(model)
         self.add_callback(ClampLogitScale())
         self.add_callback(SlowBf16Warning())
         self._running: dict[str, list[float]] = defaultdict(list)
+
+    def _prepare_for_fsdp(self, model: nn.Module) -> set[str]:
+        """Under FSDP2, reshape the 0-dim parameters to (1,) (fully_shard refuses scalars); their names."""
+        if self.args.fsdp and not self.is_fsdp_enabled:
+            raise ValueError(
+                "fsdp is set, but accelerate runs FSDP only on GPUs and other accelerators: on CPU processes it would "
+                "silently train with DDP instead. Drop fsdp (and fsdp_config) for CPU runs; DDP is what runs there."
+            )
+        if not self.is_fsdp_enabled or getattr(self.accelerator.state.fsdp_plugin, "fsdp_version", 1) != 2:
+            return set()
+        scalars = {name for name, parameter in model.named_parameters() if parameter.ndim == 0}
+        for name in scalars:
+            parameter = model.get_parameter(name)
+            parameter.data = parameter.data.reshape(1)
+        return scalars
+
+    def _save(self, output_dir: str | None = None, state_dict: dict[str, torch.Tensor] | None = None) -> None:
+        if state_dict is None or not self._scalar_parameters:
+            return super()._save(output_dir, state_dict)
+        # FSDP2 hands over the gathered weights: the scalars get their checkpoint shape back, and a plain model
+        # (on the meta device, no memory) writes them, so that config.json's auto_map and the copied code name
+        # our class rather than the FSDPClipModel that fully_shard made of it.
+        state_dict = {name: value.reshape(()) if name in self._scalar_parameters else value
+                      for name, value in state_dict.items()}
+        sharded = self.accelerator.unwrap_model(self.model)
+        plain_class = next(cls for cls in type(sharded).__mro__ if not issubclass(cls, FSDPModule))
+        with torch.device("meta"):
+            plain = plain_class(sharded.config)
+        self.model, sharded = plain, self.model
+        try:
+            super()._save(output_dir, state_dict)
+        finally:
+            self.model = sharded
 
     # -- optimisation ------------------------------------------------------------------------------
 
