@@ -78,6 +78,9 @@ def main() -> None:
     parser.add_argument("--fsdp-as-accelerate-does", action="store_true",
                         help="with --fsdp: leave accelerate as it is (it would run DDP on CPU processes)")
     parser.add_argument("--preset", default="tiny-vit")
+    parser.add_argument("--contrastive-accumulation-steps", type=int, default=1)
+    parser.add_argument("--optim", default="adamw_torch_fused", help="sgd: updates proportional to the gradients")
+    parser.add_argument("--static-ddp", action="store_true", help="DDP with find_unused_parameters=False")
     args = parser.parse_args()
 
     if args.fsdp and not args.fsdp_as_accelerate_does:
@@ -90,6 +93,8 @@ def main() -> None:
         output_dir=str(args.out), per_device_train_batch_size=args.batch, max_steps=args.steps,
         learning_rate=1e-3, warmup_steps=1, logging_steps=1, save_steps=2, save_strategy="steps",
         loss_mode=args.loss_mode, train_sampling_strategy="sequential", seed=0, use_cpu=True,
+        contrastive_accumulation_steps=args.contrastive_accumulation_steps, optim=args.optim,
+        **({"ddp_find_unused_parameters": False} if args.static_ddp else {}),
         dataloader_num_workers=0, ddp_backend="gloo" if int(os.environ.get("WORLD_SIZE", "1")) > 1 else None,
         **({"fsdp": True, "fsdp_config": str(Path(__file__).parents[1] / "recipes/clip/fsdp.json")} if args.fsdp else {}),
     )

@@ -209,3 +209,21 @@ def test_scale_augmentation_shrinks_and_places_pictures_reproducibly():
     torch.manual_seed(0)  # the Trainer's generator: a resumed run sees the same pictures
     assert [collator._augment(red).tobytes() for _ in range(20)] == [picture.tobytes() for picture in first]
     assert ImageTextCollator(processor=None)._augment(red) is red
+
+
+def test_contrastive_accumulation_under_ddp_trains_as_one_process_with_the_full_batch(tmp_path):
+    # 2 processes x 4 rows, each embedded in 2 micro-batches of 2, against 1 process embedding all 8 rows at once.
+    # SGD: Adam's normalised steps would hide a temperature gradient of the right sign but the wrong size.
+    single, cached = tmp_path / "single", tmp_path / "cached"
+    sgd = ["--steps", "3", "--optim", "sgd"]
+    assert _run([sys.executable, str(WORKER), str(single), "--batch", "8", *sgd]).returncode == 0
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}"]
+    # Static DDP (find_unused_parameters=False): its own reduction could not take the temperature's gradient.
+    result = _run(command + [str(WORKER), str(cached), "--batch", "4", "--contrastive-accumulation-steps", "2",
+                             "--static-ddp", *sgd])
+    assert result.returncode == 0, result.stderr[-3000:]
+    one, two = json.loads((single / "losses.json").read_text()), json.loads((cached / "losses.json").read_text())
+    assert len(one) == 3 and two == pytest.approx(one, rel=1e-5)
+    want, got = torch.load(single / "final.pt"), torch.load(cached / "final.pt")
+    for name in want:  # the temperature's gradient counted once and averaged, like every other
+        torch.testing.assert_close(got[name], want[name], rtol=1e-4, atol=1e-6, msg=name)

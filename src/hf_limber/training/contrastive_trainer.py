@@ -8,7 +8,7 @@
   (the one place the cap is enforced), once before training and after every optimiser step.
 - Contrastive accumulation (GradCache): a step may embed its batch in micro-batches yet compute the
   loss with every sample of the step as a negative; the Trainer's own gradient accumulation would
-  give each micro-batch only its own negatives, a different objective.
+  give each micro-batch only its own negatives, a different objective. Exact alone and under DDP.
 
 BatchNorm (ResNet towers) under contrastive accumulation: each micro-batch is normalised with its
 own batch statistics, in the graph-free pass and again in the replay, so the gradient is that of
@@ -208,11 +208,10 @@ class ContrastiveTrainer(Trainer):
         steps = self.args.contrastive_accumulation_steps
         if steps == 1:
             return super().training_step(model, inputs, num_items_in_batch)
-        if self.args.world_size > 1:
+        if self.is_fsdp_enabled or self.is_deepspeed_enabled:
             raise NotImplementedError(
-                "contrastive_accumulation_steps > 1 runs in one process for now: under DDP the temperature's "
-                "gradient from the cached loss is not all-reduced. Raise per_device_train_batch_size or the "
-                "number of processes instead, or use loss_mode='chunked' to bound the loss's memory."
+                "contrastive_accumulation_steps > 1 runs alone or under DDP: FSDP and DeepSpeed shard the parameters "
+                "the replay re-gathers per micro-batch. Use loss_mode='chunked' to bound the loss's memory instead."
             )
         model.train()
         inputs = self._prepare_inputs(inputs)
@@ -222,7 +221,13 @@ class ContrastiveTrainer(Trainer):
         """GradCache: (1) embed each micro-batch without a graph, remembering its random state;
         (2) compute the full-step loss on the embeddings and back-propagate it to them (the
         temperature gets its gradient here, once); (3) re-run each micro-batch with its random
-        state restored and back-propagate the cached embedding gradients through the encoders."""
+        state restored and back-propagate the cached embedding gradients through the encoders.
+
+        Under DDP the loss gathers every process's cached embeddings (so each process's cache gradient holds
+        what every process's loss puts on its rows, as in an ordinary step), the replays run without DDP's
+        synchronisation, and one all-reduce then averages every gradient, the temperature's included. DDP's own
+        reduction cannot be relied on for the temperature: its gradient comes from the loss outside any DDP
+        backward, which static DDP (find_unused_parameters=False) never reduces."""
         inputs = {k: v for k, v in inputs.items() if k != "return_loss"}
         rows = next(iter(inputs.values())).shape[0]
         bounds = [round(i * rows / steps) for i in range(steps + 1)]
@@ -256,7 +261,7 @@ class ContrastiveTrainer(Trainer):
         for index, (chunk, state) in enumerate(zip(chunks, states)):
             size = next(iter(chunk.values())).shape[0]
             state.restore()
-            sync = index == len(chunks) - 1
+            sync = index == len(chunks) - 1 and self.args.world_size == 1
             with self.accelerator.no_sync(model) if not sync else nullcontext(), self.compute_loss_context_manager():
                 out = model(**chunk)
                 surrogate = (out.image_embeds * image_cache.grad[offset : offset + size]).sum() + (
@@ -264,7 +269,22 @@ class ContrastiveTrainer(Trainer):
             # Plain backward: the cached gradients already carry any fp16 loss scale.
             surrogate.backward()
             offset += size
+        if self.args.world_size > 1:
+            _average_gradients(unwrapped)
         return loss.detach()
+
+
+def _average_gradients(model: nn.Module) -> None:
+    """All-reduce the mean of every trainable parameter's gradient in one flat buffer (as DDP's reduction does)."""
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    for parameter in parameters:
+        if parameter.grad is None:  # every process must contribute the same buffer layout
+            parameter.grad = torch.zeros_like(parameter)
+    flat = torch.cat([p.grad.reshape(-1) for p in parameters])
+    torch.distributed.all_reduce(flat)
+    flat /= torch.distributed.get_world_size()
+    for parameter, grad in zip(parameters, flat.split([p.numel() for p in parameters])):
+        parameter.grad.copy_(grad.view_as(parameter.grad))
 
 
 @dataclass
