@@ -78,17 +78,18 @@ def _grads(model):
     return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
 
-@pytest.mark.parametrize("dropout", [0.0, 0.1])
-def test_contrastive_accumulation_equals_the_full_batch_gradient(tmp_path, clip_tokenizer, dropout):
+@pytest.mark.parametrize("dropout, objective", [(0.0, "softmax"), (0.1, "softmax"), (0.1, "sigmoid")])
+def test_contrastive_accumulation_equals_the_full_batch_gradient(tmp_path, clip_tokenizer, dropout, objective):
     config = ClipConfig.from_preset("tiny-vit", text_config={"hidden_size": 64, "num_hidden_layers": 2,
                                                              "max_position_embeddings": 32, "dropout": dropout,
                                                              "attention_dropout": dropout},
                                     vision_config={"tower": "vit", "image_size": 32, "patch_size": 8, "hidden_size": 64,
-                                                   "num_hidden_layers": 2, "dropout": dropout})
+                                                   "num_hidden_layers": 2, "dropout": dropout},
+                                    contrastive_objective=objective)
     processor = ClipProcessor.for_config(config, clip_tokenizer)
     batch = ImageTextCollator(processor)([shapes_dataset(12)[i] for i in range(12)])
     inputs = {k: v for k, v in batch.items() if k != "return_loss"}
-    loss_fn = ContrastiveLoss("global")
+    loss_fn = ContrastiveLoss("global", objective=objective)
 
     torch.manual_seed(0)
     reference = ClipModel(config).train()
@@ -101,7 +102,7 @@ def test_contrastive_accumulation_equals_the_full_batch_gradient(tmp_path, clip_
         # micro-batches in one graph, in order, from the same random state.
         parts = [reference(**{k: v[i : i + 4] for k, v in inputs.items()}) for i in (0, 4, 8)]
         images, texts = torch.cat([p.image_embeds for p in parts]), torch.cat([p.text_embeds for p in parts])
-    expected_loss = loss_fn(images, texts, reference.logit_scale_multiplier())
+    expected_loss = loss_fn(images, texts, reference.logit_scale_multiplier(), reference.logit_bias)
     expected_loss.backward()
 
     torch.manual_seed(0)
@@ -118,6 +119,8 @@ def test_contrastive_accumulation_equals_the_full_batch_gradient(tmp_path, clip_
         torch.testing.assert_close(got[name], expected[name], rtol=1e-4, atol=1e-6, msg=name)
     # The temperature's gradient is counted once, not once per micro-batch.
     torch.testing.assert_close(got["logit_scale"], expected["logit_scale"], rtol=1e-5, atol=0)
+    if objective == "sigmoid":
+        torch.testing.assert_close(got["logit_bias"], expected["logit_bias"], rtol=1e-5, atol=0)
 
 
 def test_contrastive_accumulation_leaves_batchnorm_statistics_counted_once(tmp_path, clip_tokenizer):
