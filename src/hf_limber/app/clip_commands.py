@@ -1,4 +1,5 @@
 """`hf-limber convert SRC OUT`: public CLIP weights into a `save_pretrained` folder.
+`hf-limber export MODEL OUT --to transformers`: a ViT CLIP of ours as a stock transformers CLIPModel folder.
 `hf-limber eval-clip MODEL DATASET`: zero-shot, few-shot probes and retrieval, as a report."""
 
 from __future__ import annotations
@@ -27,6 +28,20 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--overwrite", action="store_true",
                         help="write into OUT although it holds files (they may be replaced; others stay)")
     parser.set_defaults(run=run_convert)
+
+    export = subparsers.add_parser(
+        "export", help="write a ViT CLIP of ours as a stock transformers CLIPModel folder (no remote code)",
+        description="MODEL is a saved hf_limber CLIP (trained or converted here). OUT gets config.json, "
+        "model.safetensors and a CLIPProcessor that plain transformers loads (CLIPModel, AutoModel, pipelines). "
+        "ResNet towers and sigmoid-loss (SigLIP) models are refused: CLIPModel cannot hold them.",
+    )
+    export.add_argument("model")
+    export.add_argument("out", type=Path)
+    export.add_argument("--to", choices=("transformers",), default="transformers",
+                        help="target implementation (transformers' CLIPModel)")
+    export.add_argument("--overwrite", action="store_true",
+                        help="write into OUT although it holds files (they may be replaced; others stay)")
+    export.set_defaults(run=run_export)
 
     evaluate = subparsers.add_parser(
         "eval-clip",
@@ -64,6 +79,21 @@ def run_convert(args: argparse.Namespace) -> int:
     else:
         print("No tokenizer vocabulary found: saved the model without a processor (pass --bpe).")
     print(f"Saved {model.config.vision_config.tower} CLIP to {args.out}")
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from ..clip.export import describe_export, export_to_transformers, load_for_export, refuse_occupied
+
+    try:
+        refuse_occupied(args.out, args.overwrite)
+    except FileExistsError as error:
+        raise SystemExit(str(error)) from None
+    model, processor = load_for_export(args.model)
+    export_to_transformers(model, args.out, processor, overwrite=True)
+    if processor is None:
+        print(f"{args.model} has no processor: exported the model alone (add a CLIPProcessor to {args.out}).")
+    print(f"Exported {describe_export(args.out)}: load it with transformers' CLIPModel.from_pretrained, no remote code.")
     return 0
 
 
