@@ -1,46 +1,52 @@
-"""The ridge start of the LiMBeR projection: closed-form least squares to the caption words' embeddings."""
+"""The ridge start of the LiMBeR projection: least squares from an image's summed tokens to its
+caption words' summed embeddings, so that each token alone lands on the word for what it shows."""
 
 from __future__ import annotations
+
+import math
 
 import torch
 from limber_parts import image_encoder, language_model, word_tokenizer
 
 from hf_limber.limber import LimberForCausalLM
-from hf_limber.training.limber_init import caption_targets, ridge_init_
+from hf_limber.training.limber_init import ridge_init_, word_weights
 
-WORDS = ["cat", "dog", "apple", "car", "tree", "house", "red", "green", "blue"]
+OBJECTS = ["cat", "dog", "apple", "car", "tree", "house"]
 
 
-def test_caption_targets_weight_rare_words_over_common_ones():
+def test_words_weigh_by_rarity_and_a_word_in_every_image_weighs_nothing():
+    weights = word_weights([["a red cat", "a cat."], ["a green cat"], ["a blue dog"], ["a red car"]])
+    assert weights[0]["a"] == 0  # in every image
+    assert math.isclose(weights[2]["dog"], 1.0)  # in one image only
+    assert weights[0]["red"] == weights[0]["cat"] == math.log(2) / math.log(4)  # each in two images
+    assert set(weights[0]) == {"a", "red", "cat"}  # distinct words over the image's captions
+
+
+def test_ridge_start_sends_each_token_to_the_word_for_what_it_shows():
+    """Captions list an image's objects but not where they are; after the fit, each token's soft
+    prompt is closest to its own object's word and a token showing nothing is close to zero."""
     tokenizer = word_tokenizer()
-    embeddings = torch.eye(len(tokenizer))  # each token its own axis: the target shows the weights
-    targets = caption_targets([["a red cat"], ["a green cat"], ["a blue dog"]], tokenizer, embeddings)
-    a, red, cat = (tokenizer.convert_tokens_to_ids(w) for w in ("a", "red", "cat"))
-    assert targets[0, a] == 0  # in every caption: no information
-    assert targets[0, red] > targets[0, cat] > 0  # red is rarer than cat
-    assert torch.allclose(targets.sum(1), torch.ones(3))
+    model = LimberForCausalLM.from_parts(image_encoder("clip-vit"), language_model("llama"), projection_dropout=0.0,
+                                         normalize_features=True)
+    tokens, width = model.config.num_image_tokens, model.config.image_feature_size
+    generator = torch.Generator().manual_seed(0)
+    looks = torch.randn(len(OBJECTS) + 1, width, generator=generator)  # the last: an empty token
+    images, shown = 300, []
+    for _ in range(images):
+        count = int(torch.randint(1, 4, (1,), generator=generator))  # varies, as in scenes: else the
+        cells = torch.full((tokens,), len(OBJECTS))                         # empties' sum is the intercept's
+        cells[torch.randperm(tokens, generator=generator)[:count]] = torch.randperm(len(OBJECTS), generator=generator)[:count]
+        shown.append(cells)
+    shown = torch.stack(shown)
+    features = looks[shown] + 0.05 * torch.randn(images, tokens, width, generator=generator)
+    captions = [[" and ".join(f"a {OBJECTS[c]}" for c in cells.tolist() if c < len(OBJECTS))] for cells in shown]
+    ridge_init_(model, features, captions, tokenizer, l2=1e-2)
 
-
-def test_ridge_start_points_each_image_at_its_own_caption():
-    tokenizer = word_tokenizer()
-    for features_kind, k in (("pooled", 2), ("tokens", None)):
-        options = {"features": features_kind, "num_pooled_tokens": k} if k else {}
-        model = LimberForCausalLM.from_parts(image_encoder("clip-vit"), language_model("llama"),
-                                             projection_dropout=0.0, normalize_features=True, **options)
-        generator = torch.Generator().manual_seed(0)
-        count = 18
-        tokens = 1 if features_kind == "pooled" else model.config.num_image_tokens
-        width = model.config.image_feature_size
-        # An image's tokens share what the image shows, and differ a little.
-        features = (torch.randn(count, 1, width, generator=generator)
-                    + 0.1 * torch.randn(count, tokens, width, generator=generator))
-        captions = [[f"a {WORDS[6 + i % 3]} {WORDS[i % 6]}"] for i in range(count)]
-        ridge_init_(model, features if features_kind == "tokens" else features[:, 0], captions, tokenizer, l2=1e-3)
-        embeddings = model.get_input_embeddings().weight.detach()
-        targets = caption_targets(captions, tokenizer, embeddings)
-        with torch.no_grad():
-            prompts = model.project(features if features_kind == "tokens" else features[:, 0]).mean(1)
-        similarity = torch.nn.functional.normalize(prompts, dim=-1) @ torch.nn.functional.normalize(targets, dim=-1).T
-        own_best = (similarity.argmax(1) == torch.arange(count)) | torch.isclose(
-            similarity.max(1).values, similarity.diagonal())
-        assert own_best.float().mean() == 1.0, features_kind
+    with torch.no_grad():
+        prompts = model.project(features)  # (images, tokens, hidden)
+    words = model.get_input_embeddings().weight.detach()[tokenizer.convert_tokens_to_ids(OBJECTS)]
+    occupied = shown < len(OBJECTS)
+    nearest = (torch.nn.functional.normalize(prompts[occupied], dim=-1)
+               @ torch.nn.functional.normalize(words, dim=-1).T).argmax(1)
+    assert (nearest == shown[occupied]).float().mean() > 0.95
+    assert prompts[~occupied].norm(dim=-1).mean() < 0.25 * prompts[occupied].norm(dim=-1).mean()

@@ -101,3 +101,28 @@ def test_caption_command(workspace, tmp_path, capsys):
     assert main(["caption", str(tmp_path / "model"), str(tmp_path / "red.png"), "--max-new-tokens", "3"]) == 0
     line = capsys.readouterr().out.strip().splitlines()[-1]
     assert line.startswith(f"{tmp_path / 'red.png'}\tA picture of")
+
+
+def test_caption_logits_only_give_the_full_sequences_loss_and_gradient():
+    """The collator's logits_to_keep computes logits only where captions are predicted: same loss and
+    same projection gradient as logits at every position."""
+    from hf_limber.training.caption_collator import CaptionCollator
+
+    torch.manual_seed(0)
+    model = LimberForCausalLM.from_parts(image_encoder("clip-vit"), language_model("llama"), projection_dropout=0.0)
+    processor = LimberProcessor.for_model(model, word_tokenizer())
+    width = model.config.image_feature_size
+    rows = [{"image_features": torch.randn(model.config.num_image_tokens, width),
+             "caption": text} for text in ("a red cat .", "two dogs and a small blue car on the left .")]
+    batch = CaptionCollator(processor)(rows)
+    assert 0 < batch["logits_to_keep"] < batch["input_ids"].shape[1]
+    losses, gradients = [], []
+    for keep in (batch["logits_to_keep"], 0):
+        model.zero_grad()
+        output = model(**{**batch, "logits_to_keep": keep})
+        output.loss.backward()
+        losses.append(output.loss.detach())
+        gradients.append(model.projection.weight.grad.clone())
+        assert output.logits.shape[1] == (keep or batch["input_ids"].shape[1])
+    torch.testing.assert_close(losses[0], losses[1], rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(gradients[0], gradients[1], rtol=1e-5, atol=1e-7)

@@ -9,6 +9,7 @@ placeholder id lies outside the LM's vocabulary and never reaches the LM's embed
 from __future__ import annotations
 
 import copy
+import inspect
 import math
 import os
 from collections.abc import Callable
@@ -206,13 +207,23 @@ class LimberForCausalLM(PreTrainedModel):
         labels: torch.Tensor | None = None,
         **kwargs: Any,
     ) -> CausalLMOutputWithPast:
+        """`logits_to_keep` (with labels; CaptionCollator sets it): logits and loss only for the last
+        that many positions, where the captions are. The LM's vocabulary projection is a fifth of a
+        SmolLM2-135M training step, and a frozen LM needs no logits for the image and prompt positions."""
+        keep = kwargs.pop("logits_to_keep", 0)
         if labels is not None:
             # Never a loss on image positions, whatever the labels say.
             labels = labels.masked_fill(input_ids == self.config.image_token_id, IGNORE_INDEX)
-        return self.language_model(
-            inputs_embeds=self.embed(input_ids, pixel_values, image_features),
-            attention_mask=attention_mask, labels=labels, use_cache=False, **kwargs,
-        )
+        embeds = self.embed(input_ids, pixel_values, image_features)
+        if labels is None or not keep or "logits_to_keep" not in inspect.signature(self.language_model.forward).parameters:
+            return self.language_model(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels,
+                                       use_cache=False, **kwargs)
+        items = kwargs.pop("num_items_in_batch", None)
+        output = self.language_model(inputs_embeds=embeds, attention_mask=attention_mask, use_cache=False,
+                                     logits_to_keep=keep, **kwargs)
+        output.loss = self.language_model.loss_function(output.logits, labels[:, -keep:],
+                                                        vocab_size=output.logits.shape[-1], num_items_in_batch=items)
+        return output
 
     @torch.no_grad()
     def generate(

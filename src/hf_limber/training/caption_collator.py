@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from transformers import BatchFeature
 
+from ..limber.modeling_limber import IGNORE_INDEX
 from ..limber.processing_limber import LimberProcessor
 
 
@@ -39,5 +40,10 @@ class CaptionCollator:
         captions = [self._caption(row[self.caption_column]) for row in rows]
         if self.feature_column in rows[0]:
             features = torch.stack([torch.as_tensor(row[self.feature_column], dtype=torch.float32) for row in rows])
-            return self.processor(image_features=features, captions=captions)
-        return self.processor(images=[row[self.image_column] for row in rows], captions=captions)
+            batch = self.processor(image_features=features, captions=captions)
+        else:
+            batch = self.processor(images=[row[self.image_column] for row in rows], captions=captions)
+        # Logits from the position before the batch's first caption token on (the model's forward).
+        labelled = (batch["labels"] != IGNORE_INDEX).any(0).nonzero()
+        batch["logits_to_keep"] = batch["labels"].shape[1] - int(labelled[0]) + 1 if len(labelled) else 0
+        return batch

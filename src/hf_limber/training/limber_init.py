@@ -3,17 +3,21 @@ embeddings of the image's caption words.
 
 Trained by SGD from a random start, the map needs many thousands of captions before the frozen LM
 reads anything in the soft prompts (issue 16: with oracle features, 1,600 captions left object
-recall at 0, and a least-squares start to each cell's noun embedding raised it to 0.34). Here the
-target of an image is what its captions alone say: the mean input embedding of their tokens, each
-weighted by its inverse document frequency over the training captions, so "a", "the" and "emoji"
-count for little. Measured: on the 16-scene sanity task it needs 60 training steps where a random
-start needs 300; on the quickstart's real features it does not help yet (the averaged target reads
-as no word, and the encoder barely separates the objects).
+recall at 0, and a least-squares start to each cell's noun embedding raised it to 0.34).
+
+Captions name the objects but not which image token shows which. Linearity solves that: if the map
+sends every token to the embedding of the words for what it shows (and a token showing nothing to
+zero), the *sum* of an image's soft prompts is the sum of its words' embeddings. So the ridge fit
+is on sums: the image's tokens summed on one side, its caption words' embeddings summed on the
+other, and the map it finds applies to each token alone. A word counts by how rare it is: weight
+log(N / images with the word) / log(N) over N training images, 1 for a word only one image has and
+0 for one every image has ("a", "the"), so object nouns dominate sizes, colours and layout words.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from collections.abc import Sequence
 
@@ -22,40 +26,48 @@ import torch
 from ..limber.modeling_limber import LimberForCausalLM
 
 
-def caption_targets(captions: Sequence[Sequence[str]], tokenizer, embeddings: torch.Tensor) -> torch.Tensor:
-    """(images, hidden) IDF-weighted mean token embedding of each image's captions."""
-    tokenized = [[tokenizer(" " + text.strip(), add_special_tokens=False)["input_ids"] for text in texts]
-                 for texts in captions]
-    documents = Counter(token for texts in tokenized for ids in texts for token in set(ids))
-    total = sum(len(texts) for texts in tokenized)
-    targets = []
-    for texts in tokenized:
-        counts = Counter(token for ids in texts for token in ids)
-        tokens = torch.tensor(list(counts))
-        weights = torch.tensor([counts[t] * math.log(total / documents[t]) for t in counts], dtype=torch.float32)
-        weights = weights.clamp_min(0) if weights.sum() > 0 else torch.ones_like(weights)
-        targets.append((weights[:, None] * embeddings[tokens]).sum(0) / weights.sum())
-    return torch.stack(targets)
+def word_weights(captions: Sequence[Sequence[str]]) -> list[dict[str, float]]:
+    """Each image's distinct words (over all its captions), weighted by their rarity across the images."""
+    words = [{word for text in texts for word in re.findall(r"[^\W\d_]+", text.lower())} for texts in captions]
+    images_with = Counter(word for image_words in words for word in image_words)
+    scale = math.log(max(len(words), 2))
+    return [{word: math.log(len(words) / images_with[word]) / scale for word in sorted(image_words)}
+            for image_words in words]
+
+
+def word_sum_targets(captions: Sequence[Sequence[str]], tokenizer, embeddings: torch.Tensor) -> torch.Tensor:
+    """(images, hidden): each image's weighted sum of its words' mean input token embeddings."""
+    vectors: dict[str, torch.Tensor] = {}
+
+    def vector(word: str) -> torch.Tensor:
+        if word not in vectors:
+            vectors[word] = embeddings[tokenizer(" " + word, add_special_tokens=False)["input_ids"]].mean(0)
+        return vectors[word]
+
+    zero = torch.zeros(embeddings.shape[1])
+    return torch.stack([sum((weight * vector(word) for word, weight in weights.items()), zero)
+                        for weights in word_weights(captions)])
 
 
 @torch.no_grad()
 def ridge_init_(model: LimberForCausalLM, features: torch.Tensor, captions: Sequence[Sequence[str]], tokenizer,
                 l2: float = 1.0) -> None:
     """Set the projection to the ridge solution from ``features`` (images, tokens, width: what the
-    projection reads) to each image's caption target, every soft prompt of an image aiming at it."""
+    projection reads) summed over an image's tokens to its words' weighted embedding sum."""
     embeddings = model.get_input_embeddings().weight.detach().float()
-    targets = caption_targets(captions, tokenizer, embeddings)  # (images, hidden)
+    targets = word_sum_targets(captions, tokenizer, embeddings)  # (images, hidden)
     inputs = features.float()
     if model.config.normalize_features:
         inputs = torch.nn.functional.layer_norm(inputs, inputs.shape[-1:])
     k = model.config.num_image_tokens
-    if model.config.features == "pooled":  # one pooled vector -> k prompts: each aims at the target
-        design, goal = inputs.reshape(len(inputs), -1), targets.repeat(1, k)
-    else:  # every token -> its own prompt: each aims at its image's target
-        design, goal = inputs.reshape(-1, inputs.shape[-1]), targets.repeat_interleave(inputs.shape[1], dim=0)
+    if model.config.features == "pooled":  # one vector -> k prompts, one block of outputs each
+        design, goal, tokens = inputs.reshape(len(inputs), -1), targets.repeat(1, k) / k, 1
+    else:  # every token -> its own prompt through the same map
+        design, goal, tokens = inputs.sum(1), targets, inputs.shape[1]
     mean_in, mean_out = design.mean(0), goal.mean(0)
     centred = design - mean_in
     gram = centred.T @ centred + l2 * torch.eye(design.shape[1])
     weight = torch.linalg.solve(gram, centred.T @ (goal - mean_out))  # (width, outputs)
     model.projection.weight.copy_(weight.T.to(model.projection.weight.dtype))
-    model.projection.bias.copy_((mean_out - mean_in @ weight).to(model.projection.bias.dtype))
+    # The intercept of the summed fit is shared by the tokens that were summed.
+    model.projection.bias.copy_(((mean_out - mean_in @ weight) / tokens).to(model.projection.bias.dtype))

@@ -75,6 +75,12 @@ class LimberTrainingArguments(TrainingArguments):
     save_strategy: str = "no"
 
 
+def _soft_prompt_norm(value: str | None) -> str | float | None:
+    if value is None or value.lower() in ("none", "null"):  # YAML null, or "none" on the command line
+        return None
+    return value if value == "auto" else float(value)
+
+
 def build_model(args: LimberArguments) -> tuple[LimberForCausalLM, LimberProcessor]:
     check_location(args.language_model, "language model")
     model = LimberForCausalLM.from_parts(
@@ -82,7 +88,7 @@ def build_model(args: LimberArguments) -> tuple[LimberForCausalLM, LimberProcess
         num_pooled_tokens=args.num_pooled_tokens, token_pool=args.token_pool, prompt=args.prompt,
         normalize_features=args.normalize_features, projection_dropout=args.projection_dropout,
         train_image_encoder=args.train_image_encoder, image_size=args.image_size,
-        soft_prompt_norm=args.soft_prompt_norm if args.soft_prompt_norm in (None, "auto") else float(args.soft_prompt_norm),
+        soft_prompt_norm=_soft_prompt_norm(args.soft_prompt_norm),
     )
     processor = LimberProcessor.for_model(model, AutoTokenizer.from_pretrained(args.language_model))
     return model, processor
