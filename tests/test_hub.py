@@ -320,7 +320,8 @@ def test_model_cards_parse_and_their_snippets_run(roundtrip):
     assert summary["eval_results"] == [["zero-shot-image-classification", "test_openmoji", 0.25],
                                        ["zero-shot-image-classification", "validation", 0.5]]
     limber_card = summary["card_data"][CLI_REPO]
-    assert limber_card["pipeline_tag"] == "image-to-text" and "limber" in limber_card["tags"]
+    assert limber_card["pipeline_tag"] == "image-text-to-text" and "limber" in limber_card["tags"]
+    assert [example["example_title"] for example in limber_card["widget"]] == ["Caption", "Question"]
     assert sorted(limber_card["base_model"]) == sorted([CLIP_REPO, LM_REPO])
     probabilities = ast.literal_eval(summary["snippets"][CLIP_REPO])  # the snippet prints {label: probability}
     assert set(probabilities) == {"cat", "dog", "car"} and abs(sum(probabilities.values()) - 1) < 1e-5

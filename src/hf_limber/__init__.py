@@ -8,6 +8,7 @@ from transformers import (
     AutoConfig,
     AutoModel,
     AutoModelForImageClassification,
+    AutoModelForImageTextToText,
     AutoModelForZeroShotImageClassification,
     AutoProcessor,
 )
@@ -45,6 +46,8 @@ def _register_auto_classes() -> None:
     AutoProcessor.register(ClipConfig, ClipProcessor, exist_ok=True)
     AutoConfig.register(LimberConfig.model_type, LimberConfig, exist_ok=True)
     AutoModel.register(LimberConfig, LimberForCausalLM, exist_ok=True)
+    # What pipeline("image-text-to-text") loads with, as for Llava.
+    AutoModelForImageTextToText.register(LimberConfig, LimberForCausalLM, exist_ok=True)
     AutoProcessor.register(LimberConfig, LimberProcessor, exist_ok=True)
     # Every saved folder also carries the code (auto_map), so users with only transformers can load
     # it with trust_remote_code=True.
@@ -53,9 +56,10 @@ def _register_auto_classes() -> None:
     for model_class in (ClipModel, ClipTextModel, ClipVisionModel):
         model_class.register_for_auto_class("AutoModel")
     ClipVisionForImageClassification.register_for_auto_class("AutoModelForImageClassification")
-    # LiMBeR under AutoModel, as registered above: its generate needs images, which text-generation
-    # pipelines (AutoModelForCausalLM) cannot give. A LiMBeR folder also carries its CLIP tower's code
-    # (limber/remote_code.py); ClipProcessor and LimberProcessor write their own code when saved.
+    # LiMBeR's code is named under AutoModel and AutoModelForImageTextToText (LimberForCausalLM.AUTO_CLASSES),
+    # never AutoModelForCausalLM: its generate needs images, which text-generation pipelines cannot give.
+    # A LiMBeR folder also carries its CLIP tower's code (limber/remote_code.py); ClipProcessor and
+    # LimberProcessor write their own code when saved.
     LimberConfig.register_for_auto_class()
     LimberForCausalLM.register_for_auto_class("AutoModel")
 

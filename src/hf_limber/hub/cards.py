@@ -25,7 +25,10 @@ from ..citations import CITATIONS
 from ..data.sources import candidate_sources
 
 KINDS = {"limber_clip": "clip", "limber": "limber"}  # config.json model_type -> kind
-PIPELINE_TAGS = {"clip": "zero-shot-image-classification", "limber": "image-to-text"}
+# The pipelines that load each kind: LiMBeR registers under AutoModelForImageTextToText, as Llava does.
+PIPELINE_TAGS = {"clip": "zero-shot-image-classification", "limber": "image-text-to-text"}
+# The Hub widget's example picture (transformers' documentation image) and what it asks of a LiMBeR model.
+WIDGET_IMAGE = "https://huggingface.co/datasets/huggingface/documentation-images/resolve/main/pipeline-cat-chonk.jpeg"
 RESULT_KEYS = ("task", "dataset", "metric", "value")
 
 
@@ -186,18 +189,18 @@ def _usage_section(kind: str, repo_id: str) -> str:
     return textwrap.dedent(f"""\
         ## Usage
 
-        With transformers alone (the repository carries the model's code):
+        With transformers alone (the repository carries the model's code), as an image-text-to-text pipeline:
+        a caption after the model's prompt, and questions as a chat (each user turn becomes its images, then
+        "Q: ... A:").
 
         ```python
-        from PIL import Image
-        from transformers import AutoModel, AutoProcessor
+        from transformers import pipeline
 
-        model = AutoModel.from_pretrained("{repo_id}", trust_remote_code=True)
-        processor = AutoProcessor.from_pretrained("{repo_id}", trust_remote_code=True)
-
-        inputs = processor(images=[Image.open("image.png")])
-        tokens = model.generate(**inputs, max_new_tokens=20, do_sample=False)
-        print(model.config.prompt, processor.batch_decode(tokens)[0])
+        pipe = pipeline("image-text-to-text", model="{repo_id}", trust_remote_code=True)
+        print(pipe(images="image.png", text=pipe.processor.prompt, max_new_tokens=20)[0]["generated_text"])
+        chat = [{{"role": "user", "content": [{{"type": "image", "path": "image.png"}},
+                                             {{"type": "text", "text": "What is in the picture?"}}]}}]
+        print(pipe(text=chat, max_new_tokens=10, return_full_text=False)[0]["generated_text"])
         ```
 
         With hf_limber:
@@ -211,7 +214,23 @@ def _usage_section(kind: str, repo_id: str) -> str:
 
         inputs = processor(images=[Image.open("image.png")], text="Q: What is in the picture? A:")
         print(processor.batch_decode(model.generate(**inputs, max_new_tokens=10, do_sample=False))[0])
+        ```
+
+        Token by token, with any of transformers' streamers (`TextStreamer` prints as it goes; with
+        `TextIteratorStreamer`, run `generate` in a thread and iterate):
+
+        ```python
+        from transformers import TextStreamer
+
+        model.generate(**processor(images=[Image.open("image.png")]), max_new_tokens=20,
+                       streamer=TextStreamer(processor.tokenizer, skip_special_tokens=True))
         ```""")
+
+
+def _widget(config: Any) -> list[dict[str, str]]:
+    """The Hub's inference widget for an image-text-to-text model: a caption and a question on one picture."""
+    return [{"src": WIDGET_IMAGE, "text": config.prompt, "example_title": "Caption"},
+            {"src": WIDGET_IMAGE, "text": "Q: What is in the picture? A:", "example_title": "Question"}]
 
 
 def _licences_section(styles: Sequence[str]) -> str:
@@ -273,6 +292,7 @@ def write_model_card(
         base_model=base_models or None,
         # model-index names the model; without results the name would be a stray metadata key.
         model_name=name.split("/")[-1] if results else None, eval_results=_eval_results(results) if results else None,
+        widget=_widget(config) if kind == "limber" else None,
     )
     what = _what_clip(config, total) if kind == "clip" else _what_limber(config, total, projection)
     sections = [f"---\n{card_data.to_yaml()}\n---", f"# {name.split('/')[-1]}", what]

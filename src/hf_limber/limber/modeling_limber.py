@@ -13,6 +13,7 @@ import inspect
 import math
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -67,8 +68,18 @@ class LimberForCausalLM(PreTrainedModel):
     config_class = LimberConfig
     base_model_prefix = "limber"
     main_input_name = "input_ids"
+    input_modalities = ("image", "text")
     supports_gradient_checkpointing = True
     _supports_sdpa = True
+    # The Auto classes a saved folder's code is named under (auto_map): AutoModel, and the one the
+    # image-text-to-text pipeline loads with.
+    AUTO_CLASSES = ("AutoModel", "AutoModelForImageTextToText")
+
+    @classmethod
+    def can_generate(cls) -> bool:
+        """`generate` is the LM's, run on the image-filled embeddings: pipelines, streamers and a
+        `generation_config` apply to it as to any generating model."""
+        return True
 
     def __init__(self, config: LimberConfig, image_encoder: nn.Module | None = None,
                  language_model: PreTrainedModel | None = None) -> None:
@@ -254,6 +265,10 @@ class LimberForCausalLM(PreTrainedModel):
         self.config.saved_parts = "full" if full else "adapter"
         if not full:
             kwargs["state_dict"] = adapter_state_dict(kwargs.pop("state_dict", None) or self.state_dict(), self.config)
+        if self._auto_class is not None:  # transformers names only `_auto_class`; name every Auto class that loads it
+            reference = f"{Path(__file__).stem}.{type(self).__name__}"
+            self.config.auto_map = {**(getattr(self.config, "auto_map", None) or {}),
+                                    **dict.fromkeys(self.AUTO_CLASSES, reference)}
         super().save_pretrained(save_directory, **kwargs)
 
     def push_to_hub(self, repo_id: str, *args: Any, full: bool = False, **kwargs: Any) -> Any:

@@ -31,6 +31,27 @@ from .modeling_limber import IGNORE_INDEX
 from .remote_code import copy_code
 
 
+# LiMBeR's (and MAGMA's) prompt format as a chat: each user turn is its images, then "Q: <text> A:" (or the
+# caption prompt when it has no text); each assistant turn " <answer>" and a line break, as in n-shot questions
+# (evaluation/questions.py). Text entries cannot add images: a typed marker becomes a plain word.
+CHAT_TEMPLATE = (
+    "{%- for message in messages -%}"
+    "{%- set items = [{'type': 'text', 'text': message['content']}] if message['content'] is string "
+    "else message['content'] -%}"
+    "{%- set ns = namespace(text='') -%}"
+    "{%- for item in items if item['type'] == 'text' -%}"
+    "{%- set ns.text = (ns.text ~ ' ' ~ item['text'] | replace(image_token, typed_image_token)) | trim -%}"
+    "{%- endfor -%}"
+    "{%- if message['role'] == 'user' -%}"
+    "{%- for item in items if item['type'] == 'image' -%}{{ image_token }}{%- endfor -%}"
+    "{{- 'Q: ' ~ ns.text ~ ' A:' if ns.text else caption_prompt -}}"
+    "{%- elif message['role'] == 'assistant' -%}{{- ' ' ~ ns.text ~ '\n' -}}"
+    "{%- else -%}{{- ns.text ~ '\n' -}}"
+    "{%- endif -%}"
+    "{%- endfor -%}"
+)
+
+
 class ImageSlotMismatch(ValueError):
     """The text places a different number of images than were passed."""
 
@@ -86,7 +107,11 @@ class LimberProcessor(ProcessorMixin):
         self.prompt = prompt
         # The LM's positions (max_position_embeddings): longer text is cut to fit. None: not known.
         self.context_length = context_length
+        kwargs["chat_template"] = kwargs.get("chat_template") or CHAT_TEMPLATE
         super().__init__(image_processor, tokenizer, **kwargs)
+        if self.tokenizer is not None:
+            # This processor pads by itself; pipelines that batch pad by the tokenizer's side, and generation needs left.
+            self.tokenizer.padding_side = "left"
 
     @classmethod
     def for_model(cls, model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase,
@@ -156,7 +181,9 @@ class LimberProcessor(ProcessorMixin):
         `max_new_tokens` positions free in the LM's context (`context_length`, default the processor's)."""
         if images is None and image_features is None:
             raise ValueError("LimberProcessor needs images (or cached image_features).")
-        images = as_image_list(images) if images is not None else None
+        if images is not None:  # chat templates pass one list of images per conversation
+            images = [image for item in as_image_list(images)
+                      for image in (as_image_list(item) if isinstance(item, (list, tuple)) else [item])]
         count = len(image_features) if image_features is not None else len(images)
         if captions is not None:
             captions = [captions] if isinstance(captions, str) else list(captions)
@@ -203,6 +230,18 @@ class LimberProcessor(ProcessorMixin):
             data["pixel_values"] = self.image_processor(
                 [prepare_image(image) for image in images], return_tensors="pt")["pixel_values"]
         return BatchFeature(data=data)
+
+    def apply_chat_template(self, conversation: list[dict] | list[list[dict]], chat_template: str | None = None,
+                            **kwargs: Any) -> Any:
+        """transformers' chat templating (image entries become this processor's image slots), with the
+        template given this processor's `image_token`, its plain-word form and its caption `prompt`."""
+        kwargs.setdefault("image_token", self.image_token)
+        kwargs.setdefault("typed_image_token", inert_text(self.image_token, self.image_token))
+        kwargs.setdefault("caption_prompt", self.prompt)
+        if kwargs.get("tokenize") and conversation and isinstance(conversation[0], dict):
+            # As a batch of one: this processor repeats a lone text string for each image passed with it.
+            conversation = [conversation]
+        return super().apply_chat_template(conversation, chat_template, **kwargs)
 
     def save_pretrained(self, save_directory: str | os.PathLike, push_to_hub: bool = False, **kwargs: Any) -> list[str]:
         """Also writes this class's code and names it in processor_config.json, so that
