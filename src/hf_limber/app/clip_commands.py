@@ -7,7 +7,25 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+# The settings class is light to import once hf_limber is (it gives the options' defaults).
+from ..evaluation.clip_report import ClipEvalSettings
 from .hub_commands import add_card_arguments
+from .options import Option, add_options, values
+
+# The evaluation settings `eval-clip` offers; defaults and types are ClipEvalSettings'.
+EVAL_OPTIONS = {
+    "label_columns": Option("label columns for zero-shot classification, each its own class set", nargs="+"),
+    "template_sets": Option("template sets to compare: simple (one prompt), emoji, imagenet (the paper's 80)",
+                            flag="--templates", nargs="+"),
+    "caption_column": Option("texts for retrieval ('' to skip)"),
+    "image_column": Option("images"),
+    "probe_column": Option("label column of the few-shot linear probes ('' to skip)"),
+    "shots": Option("examples per class for the probes"),
+    "probe_train_split": Option("split the probes' examples come from"),
+    "probe_validation_split": Option("split that chooses the probes' regularisation"),
+    "seed": Option("seed of the probes' example draw"),
+    "batch_size": Option("images or texts per embedding batch"),
+}
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -52,14 +70,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("model")
     evaluate.add_argument("dataset", type=Path)
     evaluate.add_argument("--split", default=None, help="split to evaluate (default: the first test* split)")
-    evaluate.add_argument("--label-columns", nargs="+", default=["subcategory", "name"],
-                          help="label columns for zero-shot classification, each its own class set")
-    evaluate.add_argument("--templates", nargs="+", default=["simple", "emoji"],
-                          help="template sets to compare: simple (one prompt), emoji, imagenet (the paper's 80)")
-    evaluate.add_argument("--caption-column", default="caption", help="texts for retrieval ('' to skip)")
-    evaluate.add_argument("--image-column", default="image")
-    evaluate.add_argument("--probe-column", default="subcategory", help="label column of the linear probes ('' to skip)")
-    evaluate.add_argument("--shots", nargs="*", type=int, default=[1, 4, 16], help="examples per class for the probes")
+    add_options(evaluate, ClipEvalSettings, EVAL_OPTIONS)
     evaluate.add_argument("--out", type=Path, default=None, help="report folder (default: MODEL/eval-SPLIT)")
     add_card_arguments(evaluate)
     evaluate.set_defaults(run=run_evaluate)
@@ -101,7 +112,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from datasets import load_from_disk
     from transformers import AutoModel, AutoProcessor
 
-    from ..evaluation.clip_report import ClipEvalSettings, evaluate_clip, markdown_table, write_report
+    from ..evaluation.clip_report import evaluate_clip, markdown_table, write_report
 
     dataset_dict = load_from_disk(str(args.dataset))
     split = args.split or next((name for name in dataset_dict if name.startswith("test")), None)
@@ -109,11 +120,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         raise SystemExit(f"{args.dataset} has no test* split ({', '.join(dataset_dict)}): pass --split.")
     model = AutoModel.from_pretrained(args.model)
     processor = AutoProcessor.from_pretrained(args.model)
-    settings = ClipEvalSettings(
-        split=split, label_columns=args.label_columns, template_sets=args.templates,
-        caption_column=args.caption_column or None, image_column=args.image_column,
-        probe_column=args.probe_column or None, shots=args.shots,
-    )
+    settings = ClipEvalSettings(**{**values(ClipEvalSettings, args), "split": split})
     evaluation = evaluate_clip(model, processor, dataset_dict, settings)
     out = args.out or Path(args.model) / f"eval-{split}"
     write_report(evaluation, dataset_dict[split], settings, out, {"model": str(args.model), "dataset": str(args.dataset)})

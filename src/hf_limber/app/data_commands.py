@@ -3,102 +3,69 @@
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+# The builders are light to import once hf_limber is (their keyword arguments give the options' defaults).
 from ..data.catalog import NPM_DIR_ENV
-from ..data.plan import DEFAULT_HELD_OUT_STYLES
+from ..data.emoji import build_emoji_dataset
+from ..data.scenes import build_emoji_scenes
 from ..data.sources import STYLES
 from ..data.vocabulary import VOCABULARIES
+from .options import Option, add_options, values
 
 
 def _styles(text: str) -> list[str]:
     return [style.strip() for style in text.split(",") if style.strip()]
 
 
-def _common_arguments(parser: argparse.ArgumentParser, image_size: int) -> None:
-    parser.add_argument("out", type=Path, help="output folder (created; an earlier build there is replaced)")
-    parser.add_argument(
-        "--styles",
-        type=_styles,
-        default=None,
-        help=f"comma-separated styles to use (default: every one installed); known: {', '.join(STYLES)}",
-    )
-    parser.add_argument(
-        "--held-out",
-        dest="held_out_styles",
-        type=_styles,
-        default=list(DEFAULT_HELD_OUT_STYLES),
-        help="comma-separated styles kept out of training, one test_<style> split each "
-        f"(default: {','.join(DEFAULT_HELD_OUT_STYLES)})",
-    )
-    parser.add_argument("--image-size", type=int, default=image_size, help=f"pixels a side (default: {image_size})")
-    parser.add_argument("--background", default="white", help="CSS colour name or #rrggbb (default: white)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--limit", type=int, default=None, help="use a seeded sample of this many concepts")
-    parser.add_argument(
-        "--validation-fraction",
-        type=float,
-        default=0.1,
-        help="share of concepts held back (emoji: the validation split; scenes: test_novel_concepts; default: 0.1)",
-    )
-    parser.add_argument(
-        "--vocabulary",
-        choices=VOCABULARIES,
-        default="all",
-        help="concepts to draw: all, or common-nouns (one-word names of concrete things, drawn by every style; "
-        "the vocabulary a CPU-trained CLIP and a small LM can learn) (default: all)",
-    )
-    parser.add_argument(
-        "--cache-dir",
-        type=Path,
-        default=None,
-        help="rendered-tile cache (default: $HF_LIMBER_EMOJI_CACHE or ~/.cache/hf_limber/emoji-tiles)",
-    )
-    parser.add_argument(
-        "--npm-dir",
-        type=Path,
-        default=None,
-        help=f"node_modules folder with npm emoji packages (default: ${NPM_DIR_ENV} "
-        "or ~/.cache/hf_limber/npm/node_modules)",
-    )
-    parser.add_argument("--no-progress", dest="progress", action="store_false", help="hide progress bars")
+# Options both builders take; defaults and types are each builder's keyword arguments.
+COMMON_OPTIONS = {
+    "styles": Option(f"comma-separated styles to use (default: every one installed); known: {', '.join(STYLES)}",
+                     type=_styles),
+    "held_out_styles": Option("comma-separated styles kept out of training, one test_<style> split each",
+                              flag="--held-out", type=_styles),
+    "image_size": Option("pixels a side"),
+    "background": Option("CSS colour name or #rrggbb"),
+    "seed": Option("seed of every draw"),
+    "limit": Option("use a seeded sample of this many concepts"),
+    "validation_fraction": Option("share of concepts held back (emoji: the validation split; scenes: "
+                                  "test_novel_concepts)"),
+    "vocabulary": Option("concepts to draw: all, or common-nouns (one-word names of concrete things, drawn by every "
+                         "style; the vocabulary a CPU-trained CLIP and a small LM can learn)", choices=VOCABULARIES),
+    "cache_dir": Option("rendered-tile cache (default: $HF_LIMBER_EMOJI_CACHE or ~/.cache/hf_limber/emoji-tiles)"),
+    "npm_dir": Option(f"node_modules folder with npm emoji packages (default: ${NPM_DIR_ENV} or "
+                      "~/.cache/hf_limber/npm/node_modules)"),
+    "progress": Option("progress bars"),
+}
+EMOJI_OPTIONS = {
+    "include_skin_tones": Option("add skin-tone variants as their own rows", flag="--skin-tones"),
+    "common_concepts_only": Option("keep only concepts that every style draws"),
+}
+SCENES_OPTIONS = {
+    "num_scenes": Option("training scenes"),
+    "num_test_scenes": Option("scenes per evaluation split: validation, test_novel_concepts, each test_<style>"),
+    "grid": Option("cells a side", choices=(2, 3)),
+    "captions_per_scene": Option("reference captions per scene", flag="--captions"),
+}
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
     data = subparsers.add_parser("data", help="build datasets from emoji artwork in registry packages")
     commands = data.add_subparsers(dest="data_command", required=True)
-
-    emoji = commands.add_parser(
-        "emoji",
-        help="one image per emoji concept and style, split by style",
-        description="Emoji concepts drawn in every installed style, saved as a DatasetDict "
-        "with a dataset card (README.md).",
-    )
-    _common_arguments(emoji, image_size=64)
-    emoji.add_argument("--skin-tones", dest="include_skin_tones", action="store_true",
-                       help="add skin-tone variants as their own rows")
-    emoji.add_argument("--common-concepts-only", action="store_true", help="keep only concepts that every style draws")
-    emoji.set_defaults(run=run_emoji)
-
-    scenes = commands.add_parser(
-        "emoji-scenes",
-        help="canvases of 1-3 emoji with captions and VQA questions",
-        description="Scenes of emoji with COCO-style captions and VQA-style questions, "
-        "split by style, saved as a DatasetDict with a dataset card.",
-    )
-    _common_arguments(scenes, image_size=128)
-    scenes.add_argument("--num-scenes", type=int, default=4000, help="training scenes (default: 4000)")
-    scenes.add_argument("--num-test-scenes", type=int, default=500,
-                        help="scenes per evaluation split: validation, test_novel_concepts, each test_<style> "
-                        "(default: 500)")
-    scenes.add_argument("--grid", type=int, choices=(2, 3), default=2, help="cells a side (default: 2)")
-    scenes.add_argument("--captions", dest="captions_per_scene", type=int, default=5,
-                        help="reference captions per scene (default: 5)")
-    scenes.set_defaults(run=run_scenes)
+    for name, builder, options, help_text, description in (
+        ("emoji", build_emoji_dataset, EMOJI_OPTIONS, "one image per emoji concept and style, split by style",
+         "Emoji concepts drawn in every installed style, saved as a DatasetDict with a dataset card (README.md)."),
+        ("emoji-scenes", build_emoji_scenes, SCENES_OPTIONS, "canvases of 1-3 emoji with captions and VQA questions",
+         "Scenes of emoji with COCO-style captions and VQA-style questions, split by style, saved as a DatasetDict "
+         "with a dataset card."),
+    ):
+        command = commands.add_parser(name, help=help_text, description=description)
+        command.add_argument("out", type=Path, help="output folder (created; an earlier build there is replaced)")
+        add_options(command, builder, {**COMMON_OPTIONS, **options})
+        command.set_defaults(run=lambda args, builder=builder: _build(builder, args))
 
 
 def _summary(out: Path, dataset) -> None:
@@ -115,21 +82,5 @@ def _summary(out: Path, dataset) -> None:
 
 
 def _build(builder: Callable[..., Any], args: argparse.Namespace) -> int:
-    """Each option is named as the builder's keyword argument, so the options pass through as they are."""
-    accepted = inspect.signature(builder).parameters
-    dataset = builder(args.out, **{name: value for name, value in vars(args).items()
-                                   if name in accepted and name != "out_dir"})
-    _summary(args.out, dataset)
+    _summary(args.out, builder(args.out, **values(builder, args)))
     return 0
-
-
-def run_emoji(args: argparse.Namespace) -> int:
-    from ..data.emoji import build_emoji_dataset
-
-    return _build(build_emoji_dataset, args)
-
-
-def run_scenes(args: argparse.Namespace) -> int:
-    from ..data.scenes import build_emoji_scenes
-
-    return _build(build_emoji_scenes, args)

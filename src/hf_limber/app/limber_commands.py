@@ -5,7 +5,25 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+# The settings classes are light to import once hf_limber is (they give the options' defaults).
+from ..evaluation.limber_report import LimberEvalSettings
+from ..training.limber_recipe import cache_features
 from .hub_commands import add_card_arguments
+from .options import Option, add_options, values
+
+# The evaluation settings `eval-limber` offers; defaults and types are LimberEvalSettings'.
+EVAL_OPTIONS = {
+    "num_examples": Option("images to caption (the first N)"),
+    "vqa_shots": Option("solved examples shown before each VQA question, one run per number (none: no VQA)"),
+    "max_new_tokens": Option("caption length limit in tokens"),
+    "num_beams": Option("beam search width (1: greedy)"),
+    "repetition_penalty": Option("generation's repetition penalty (chosen by measurement, issue 16)"),
+    "no_repeat_ngram_size": Option("forbid repeating n-grams of this size (0: off)"),
+    "stop_at_sentence_end": Option("end a caption at its first sentence end"),
+    "shuffled_baseline": Option("ask each VQA question again with another image shown (what the image adds)"),
+    "batch_size": Option("images per generation batch"),
+    "seed": Option("seed of the drawn VQA questions and the bootstrap intervals"),
+}
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -17,7 +35,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     cache = subparsers.add_parser("cache-features", help="run a recipe's frozen encoder once over its dataset")
     cache.add_argument("recipe", type=Path)
     cache.add_argument("out", type=Path)
-    cache.add_argument("--batch-size", type=int, default=64)
+    add_options(cache, cache_features, {"batch_size": Option("images per encoder batch")})
     cache.add_argument("overrides", nargs=argparse.REMAINDER, help="recipe fields, e.g. --dataset data/scenes")
     cache.set_defaults(run=run_cache)
 
@@ -37,15 +55,10 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("model")
     evaluate.add_argument("dataset", type=Path)
     evaluate.add_argument("--split", default=None, help="split to evaluate (default: validation)")
-    evaluate.add_argument("--num-examples", type=int, default=100, help="images to caption (the first N)")
+    add_options(evaluate, LimberEvalSettings, EVAL_OPTIONS)
     evaluate.add_argument("--scorer", default=None,
                           help="CLIP folder for CLIPScore/RefCLIPScore (default: the model's image encoder when it "
                           "is a CLIP; 'none' to skip)")
-    evaluate.add_argument("--vqa-shots", nargs="*", type=int, default=[0, 1, 2, 4])
-    evaluate.add_argument("--max-new-tokens", type=int, default=24)
-    evaluate.add_argument("--num-beams", type=int, default=1)
-    evaluate.add_argument("--repetition-penalty", type=float, default=None,
-                          help="default: LimberEvalSettings' (1.2, chosen by measurement)")
     evaluate.add_argument("--out", type=Path, default=None, help="report folder (default: MODEL/eval-SPLIT)")
     add_trust_argument(evaluate)
     add_card_arguments(evaluate)
@@ -88,7 +101,7 @@ def run_train(args: argparse.Namespace) -> int:
 def run_cache(args: argparse.Namespace) -> int:
     from datasets import load_from_disk
 
-    from ..training.limber_recipe import build_model, cache_features
+    from ..training.limber_recipe import build_model
 
     limber_args, _ = _recipe(args.recipe, args.overrides)
     model, processor = build_model(limber_args)
@@ -130,17 +143,14 @@ def default_scorer(model) -> str | None:
 def run_evaluate(args: argparse.Namespace) -> int:
     from datasets import load_from_disk
 
-    from ..evaluation.limber_report import LimberEvalSettings, evaluate_limber, load_scorer, write_limber_report
+    from ..evaluation.limber_report import evaluate_limber, load_scorer, write_limber_report
     from ..limber.modeling_limber import LimberForCausalLM
     from ..limber.processing_limber import LimberProcessor
 
     model = LimberForCausalLM.from_pretrained(args.model, trust_remote_code=args.trust_remote_code)
     processor = LimberProcessor.from_pretrained(args.model)
     dataset_dict = load_from_disk(str(args.dataset))
-    settings = LimberEvalSettings(split=args.split or "validation", num_examples=args.num_examples,
-                                  vqa_shots=args.vqa_shots, max_new_tokens=args.max_new_tokens, num_beams=args.num_beams,
-                                  **({"repetition_penalty": args.repetition_penalty}
-                                     if args.repetition_penalty is not None else {}))
+    settings = LimberEvalSettings(**{**values(LimberEvalSettings, args), "split": args.split or "validation"})
     scorer_path = None if args.scorer == "none" else args.scorer or default_scorer(model)
     evaluation = evaluate_limber(model, processor, dataset_dict, settings, load_scorer(scorer_path))
     out = args.out or Path(args.model) / f"eval-{settings.split}"
