@@ -130,6 +130,16 @@ def test_trained_tokenizer_ships_with_the_processor(tmp_path):
     ClipModel(config)(**loaded(text=["a blue car"], images=[_image("RGB")]))
 
 
+def test_training_a_tokenizer_twice_gives_the_same_one():
+    # tokenizers numbers word-final symbols in hash-map order (huggingface/tokenizers#1794): without
+    # naming them up front, ten trainings on this corpus gave ten different vocabularies.
+    corpus = ["a photo of a cat", "a photo of a dog", "the dog is red", "smiling face with hearts", "red heart"] * 3
+    trained = [train_clip_tokenizer(corpus, vocab_size=300) for _ in range(5)]
+    assert all(t.get_vocab() == trained[0].get_vocab() for t in trained)
+    assert all(t("a red cat face")["input_ids"] == trained[0]("a red cat face")["input_ids"] for t in trained)
+    assert trained[0].convert_ids_to_tokens(256) == "a</w>"  # byte symbols first, then the word ends, as CLIP
+
+
 def test_a_datasets_column_is_a_batch(clip_tokenizer):
     from datasets import Dataset
 

@@ -1,9 +1,12 @@
 """The quickstart end to end at toy size: the run file's stages (hf-limber commands, recipes plus
 overrides) all run, models get cards, REPORT.md has the tables and intervals, and a second run reuses
-every finished stage; a changed stage runs again with the stages after it."""
+every finished stage; a changed stage runs again with the stages after it. The same commands typed one
+by one give bit-identical losses, metrics and weights (the runner adds nothing to what they do)."""
 
+import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -12,7 +15,7 @@ from limber_parts import language_model, word_tokenizer
 from hf_limber.app.quickstart import RUN_FILE, run_quickstart
 from hf_limber.app.quickstart_report import missing_styles_warning
 from hf_limber.app.stages import load_stages
-from hf_limber.cli import build_parser
+from hf_limber.cli import build_parser, main
 from hf_limber.data.sources import STYLES
 
 SCENES = ["--vocabulary", "common-nouns", "--limit", "40", "--validation-fraction", "0.25", "--no-progress"]
@@ -31,7 +34,8 @@ def toy_run_file(path: Path, lm: Path, clip_epochs: str = "1") -> Path:
         {"name": "clip", "description": "toy CLIP", "resumes": ["{out}/clip"], "commands": [
             ["train-clip", f"{recipes}/clip/emoji-small.yaml", "--model", "tiny-vit", "--vocab_size", "300",
              "--dataset", "{out}/data/emoji", "--output_dir", "{out}/clip", "--num_train_epochs", clip_epochs,
-             "--per_device_train_batch_size", "32", "--eval_strategy", "no", "--disable_tqdm", "true"]]},
+             "--per_device_train_batch_size", "32", "--eval_strategy", "no", "--disable_tqdm", "true",
+             "--logging_steps", "1"]]},
         {"name": "eval-clip", "description": "toy zero-shot", "commands": [
             ["eval-clip", "{out}/clip", "{out}/data/emoji", "--label-columns", "name", "--shots", "1",
              "--out", "{out}/clip/eval-test_openmoji", "--card"]]},
@@ -40,7 +44,7 @@ def toy_run_file(path: Path, lm: Path, clip_epochs: str = "1") -> Path:
         {"name": "limber", "description": "toy LiMBeR", "resumes": ["{out}/limber"], "commands": [
             ["train-limber", f"{recipes}/limber/emoji-smollm2.yaml", *limber, "--cached_features",
              "{out}/scenes-features", "--output_dir", "{out}/limber", "--max_steps", "3",
-             "--per_device_train_batch_size", "4", "--disable_tqdm", "true"]]},
+             "--per_device_train_batch_size", "4", "--disable_tqdm", "true", "--logging_steps", "1"]]},
         {"name": "eval-limber", "description": "toy captions", "commands": [
             ["eval-limber", "{out}/limber", "{out}/data/emoji-scenes", "--split", split, *evaluate,
              "--out", f"{{out}}/limber/eval-{split}"] + (["--card"] if split == "validation" else [])
@@ -58,7 +62,28 @@ def toy_run(tmp_path_factory):
     run_file = toy_run_file(root / "toy.yaml", root / "lm")
     logs: list[str] = []
     state = run_quickstart(root / "run", run_file, log=logs.append)
-    return root, run_file, state, logs
+    return root, run_file, state, logs, outcome(root / "run")  # before later tests change the run folder
+
+
+# Keys that hold where and when, not what was measured.
+NOT_MEASURED = {"model", "dataset", "scorer", "seconds", "train_runtime", "train_samples_per_second",
+                "train_steps_per_second"}
+
+
+def outcome(out: Path) -> dict[str, Any]:
+    """What a run measured: every logged training loss, every evaluation report (paths and timings left
+    out) and the trained weights' bytes."""
+    measured: dict[str, Any] = {}
+    for path in sorted(out.glob("*/trainer_state.json")):
+        history = json.loads(path.read_text())["log_history"]
+        measured[str(path.relative_to(out))] = [{k: v for k, v in entry.items() if k not in NOT_MEASURED}
+                                                for entry in history]
+    for path in sorted(out.glob("*/eval-*/report.json")):
+        report = json.loads(path.read_text())
+        measured[str(path.relative_to(out))] = {k: v for k, v in report.items() if k not in NOT_MEASURED}
+    for path in sorted(out.glob("*/model.safetensors")):
+        measured[str(path.relative_to(out))] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return measured
 
 
 def test_the_run_file_names_real_commands_and_recipes():
@@ -73,7 +98,7 @@ def test_the_run_file_names_real_commands_and_recipes():
 
 
 def test_every_stage_runs_and_leaves_models_cards_and_a_report(toy_run):
-    root, _, state, logs = toy_run
+    root, _, state, logs, _ = toy_run
     out = root / "run"
     assert list(state["stages"]) == ["data", "clip", "eval-clip", "features", "limber", "eval-limber"]
     assert all(stage["seconds"] >= 0 for stage in state["stages"].values())
@@ -91,8 +116,21 @@ def test_every_stage_runs_and_leaves_models_cards_and_a_report(toy_run):
     assert "HF_LIMBER_CLIP=" in logs[-1] and "spaces/demo/app.py" in logs[-1]
 
 
+def test_the_same_commands_typed_one_by_one_give_bit_identical_losses_and_metrics(toy_run):
+    root, run_file, _, _, by_runner = toy_run
+    by_hand = root / "by-hand"
+    for stage in yaml.safe_load(run_file.read_text())["stages"]:
+        for command in stage["commands"]:
+            assert main([arg.format(out=by_hand, recipes=RUN_FILE.parent) for arg in command]) == 0
+    measured = outcome(by_hand)
+    assert {"clip/trainer_state.json", "limber/trainer_state.json", "clip/eval-test_openmoji/report.json",
+            "limber/eval-validation/report.json", "limber/model.safetensors"} <= set(measured)
+    assert len(measured["limber/trainer_state.json"]) == 4  # a loss per step, then the summary
+    assert measured == by_runner
+
+
 def test_a_second_run_reuses_finished_stages_and_a_changed_one_reruns_with_what_follows(toy_run):
-    root, run_file, _, _ = toy_run
+    root, run_file, _, _, _ = toy_run
     out = root / "run"
     weights = out / "limber" / "model.safetensors"
     before = weights.stat().st_mtime_ns

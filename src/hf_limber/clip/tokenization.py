@@ -75,13 +75,23 @@ def train_clip_tokenizer(texts: Iterable[str], vocab_size: int = 8192, context_l
         pre_tokenizers.ByteLevel(add_prefix_space=False),
     ])
     tokenizer.decoder = decoders.ByteLevel()
+    texts = list(texts)
+    # tokenizers numbers the word-final symbols ("a</w>") in hash-map order and breaks ties between
+    # equally frequent merges by id, so two trainings on one corpus could differ (huggingface/tokenizers
+    # #1794). Naming those symbols up front, sorted, fixes their ids and with them the merges.
+    word_ends = sorted({word[-1] + "</w>" for text in texts
+                        for word, _ in tokenizer.pre_tokenizer.pre_tokenize_str(tokenizer.normalizer.normalize_str(text))})
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size - 2, min_frequency=min_frequency, end_of_word_suffix="</w>",
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), special_tokens=word_ends, show_progress=False,
     )
     tokenizer.train_from_iterator(texts, trainer)
-    vocab = dict(sorted(tokenizer.get_vocab().items(), key=lambda item: item[1]))
-    vocab[START_OF_TEXT], vocab[END_OF_TEXT] = len(vocab), len(vocab) + 1
+    trained = tokenizer.get_vocab()
+    by_id, ends = sorted(trained, key=trained.__getitem__), set(word_ends)
+    # CLIP's layout: the byte symbols, the word-final symbols, the merged tokens, then the two special tokens.
+    tokens = ([token for token in by_id if len(token) == 1] + word_ends
+              + [token for token in by_id if len(token) > 1 and token not in ends] + [START_OF_TEXT, END_OF_TEXT])
+    vocab = {token: index for index, token in enumerate(tokens)}
     # The trained merges are read back from the serialised model: tokenizers exposes no getter.
     merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m)
               for m in json.loads(tokenizer.to_str())["model"]["merges"]]
