@@ -9,8 +9,7 @@ from pathlib import Path
 
 # The settings class is light to import once hf_limber is (it gives the options' defaults).
 from ..evaluation.clip_report import ClipEvalSettings
-from .hub_commands import add_card_arguments
-from .options import Option, add_options, values
+from .options import Option, add_evaluation_command, values
 
 # The evaluation settings `eval-clip` offers; defaults and types are ClipEvalSettings'.
 EVAL_OPTIONS = {
@@ -61,19 +60,12 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
                         help="write into OUT although it holds files (they may be replaced; others stay)")
     export.set_defaults(run=run_export)
 
-    evaluate = subparsers.add_parser(
-        "eval-clip",
+    add_evaluation_command(
+        subparsers, "eval-clip", ClipEvalSettings, EVAL_OPTIONS, "the first test* split", run_evaluate,
         help="zero-shot accuracy, few-shot linear probes and retrieval recall of a CLIP on a dataset",
         description="MODEL is a saved CLIP folder (ours or transformers'); DATASET a `save_to_disk` "
         "DatasetDict (e.g. from `hf-limber data emoji`). Writes report.json, report.md and PNG plots.",
     )
-    evaluate.add_argument("model")
-    evaluate.add_argument("dataset", type=Path)
-    evaluate.add_argument("--split", default=None, help="split to evaluate (default: the first test* split)")
-    add_options(evaluate, ClipEvalSettings, EVAL_OPTIONS)
-    evaluate.add_argument("--out", type=Path, default=None, help="report folder (default: MODEL/eval-SPLIT)")
-    add_card_arguments(evaluate)
-    evaluate.set_defaults(run=run_evaluate)
 
 
 def run_convert(args: argparse.Namespace) -> int:

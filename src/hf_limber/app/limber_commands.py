@@ -8,8 +8,7 @@ from pathlib import Path
 # The settings classes are light to import once hf_limber is (they give the options' defaults).
 from ..evaluation.limber_report import LimberEvalSettings
 from ..training.limber_recipe import cache_features
-from .hub_commands import add_card_arguments
-from .options import Option, add_options, values
+from .options import Option, add_evaluation_command, add_options, values
 
 # The evaluation settings `eval-limber` offers; defaults and types are LimberEvalSettings'.
 EVAL_OPTIONS = {
@@ -47,22 +46,16 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     add_trust_argument(caption)
     caption.set_defaults(run=run_caption)
 
-    evaluate = subparsers.add_parser(
-        "eval-limber", help="CIDEr-D, CLIPScore, RefCLIPScore, n-shot VQA and lexical concepts of a LiMBeR model",
+    evaluate = add_evaluation_command(
+        subparsers, "eval-limber", LimberEvalSettings, EVAL_OPTIONS, "validation", run_evaluate,
+        help="CIDEr-D, CLIPScore, RefCLIPScore, n-shot VQA and lexical concepts of a LiMBeR model",
         description="MODEL is a saved LiMBeR folder; DATASET a `save_to_disk` DatasetDict with captions (and "
         "questions), e.g. from `hf-limber data emoji-scenes`. Writes report.json, report.md and PNG plots.",
     )
-    evaluate.add_argument("model")
-    evaluate.add_argument("dataset", type=Path)
-    evaluate.add_argument("--split", default=None, help="split to evaluate (default: validation)")
-    add_options(evaluate, LimberEvalSettings, EVAL_OPTIONS)
     evaluate.add_argument("--scorer", default=None,
                           help="CLIP folder for CLIPScore/RefCLIPScore (default: the model's image encoder when it "
                           "is a CLIP; 'none' to skip)")
-    evaluate.add_argument("--out", type=Path, default=None, help="report folder (default: MODEL/eval-SPLIT)")
     add_trust_argument(evaluate)
-    add_card_arguments(evaluate)
-    evaluate.set_defaults(run=run_evaluate)
 
     compare = subparsers.add_parser(
         "compare-encoders", help="LiMBeR with a CLIP, a label-only and a random image tower, and the k study",

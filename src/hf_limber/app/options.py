@@ -3,7 +3,8 @@
 A settings dataclass's fields (or a builder function's keyword arguments) hold each setting's default
 and type; a command names the fields it exposes and says what each one means, and the option's
 default, type and number of values come from the field. So a default is written once, where the
-library reads it, and the command line cannot drift from it.
+library reads it, and the command line cannot drift from it. The evaluation commands share one shape
+(`add_evaluation_command`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+from .hub_commands import add_card_arguments
 
 
 @dataclass(frozen=True)
@@ -110,3 +114,19 @@ def add_options(parser: argparse.ArgumentParser, source: type | Callable[..., An
 def values(source: type | Callable[..., Any], args: argparse.Namespace) -> dict[str, Any]:
     """The parsed values of ``source``'s fields that the command line offers."""
     return {name: getattr(args, name) for name in _fields(source) if hasattr(args, name)}
+
+
+def add_evaluation_command(subparsers: argparse._SubParsersAction, name: str, settings_type: type,
+                           options: Mapping[str, Option], split_default: str, run: Callable[..., int],
+                           **parser_kwargs: Any) -> argparse.ArgumentParser:
+    """`hf-limber NAME MODEL DATASET [--split] [settings] [--out] [card options]`, the shape of every
+    evaluation command; returns the parser for the command's own options."""
+    parser = subparsers.add_parser(name, **parser_kwargs)
+    parser.add_argument("model")
+    parser.add_argument("dataset", type=Path)
+    parser.add_argument("--split", default=None, help=f"split to evaluate (default: {split_default})")
+    add_options(parser, settings_type, options)
+    parser.add_argument("--out", type=Path, default=None, help="report folder (default: MODEL/eval-SPLIT)")
+    add_card_arguments(parser)
+    parser.set_defaults(run=run)
+    return parser
