@@ -71,45 +71,37 @@ def _check_lengths(**named: Sequence[Any]) -> None:
         raise ValueError("CLIPScore needs at least one (image, caption) pair.")
 
 
-def clip_score(
-    images: Sequence[ImageInput],
-    captions: Sequence[str],
-    model: torch.nn.Module,
-    processor: Any,
-    w: float = DEFAULT_W,
-    prefix: str = DEFAULT_PREFIX,
-    batch_size: int = 64,
-) -> ClipScoreResult:
-    """Reference-free CLIP-S of each caption for its image, and their mean."""
-    _check_lengths(images=images, captions=captions)
-    image_embeds = embed_images(model, processor, images, batch_size)
-    text_embeds = embed_texts(model, processor, with_prefix(captions, prefix), batch_size)
-    scores = clip_scores_from_embeddings(image_embeds, text_embeds, w)
-    return ClipScoreResult(clip_score=scores.mean().item(), scores=scores.tolist())
+def clip_score(images: Sequence[ImageInput], captions: Sequence[str], model: torch.nn.Module, processor: Any,
+               **options: Any) -> ClipScoreResult:
+    """Reference-free CLIP-S of each caption for its image, and their mean: `ref_clip_score` without
+    references (``options``: its w, prefix and batch_size)."""
+    return ref_clip_score(images, captions, None, model, processor, **options)
 
 
 def ref_clip_score(
     images: Sequence[ImageInput],
     captions: Sequence[str],
-    references: Sequence[Sequence[str]],
+    references: Sequence[Sequence[str]] | None,
     model: torch.nn.Module,
     processor: Any,
     w: float = DEFAULT_W,
     prefix: str = DEFAULT_PREFIX,
     batch_size: int = 64,
 ) -> ClipScoreResult:
-    """CLIP-S and RefCLIP-S of each caption, given its image and its reference captions."""
-    _check_lengths(images=images, captions=captions, references=references)
+    """CLIP-S of each caption given its image, and RefCLIP-S given also its reference captions (when
+    ``references`` is not None)."""
+    _check_lengths(images=images, captions=captions, **({} if references is None else {"references": references}))
+    image_embeds = embed_images(model, processor, images, batch_size)
+    text_embeds = embed_texts(model, processor, with_prefix(captions, prefix), batch_size)
+    scores = clip_scores_from_embeddings(image_embeds, text_embeds, w)
+    if references is None:
+        return ClipScoreResult(clip_score=scores.mean().item(), scores=scores.tolist())
     references = [[refs] if isinstance(refs, str) else list(refs) for refs in references]
     for index, refs in enumerate(references):
         if not refs:
             raise ValueError(f"Item {index} has no reference captions; RefCLIPScore needs at least one per item.")
-    image_embeds = embed_images(model, processor, images, batch_size)
-    text_embeds = embed_texts(model, processor, with_prefix(captions, prefix), batch_size)
     flat = embed_texts(model, processor, with_prefix([r for refs in references for r in refs], prefix), batch_size)
     reference_embeds = list(flat.split([len(refs) for refs in references]))
-
-    scores = clip_scores_from_embeddings(image_embeds, text_embeds, w)
     ref_scores = harmonic_mean(scores, best_reference_similarity(text_embeds, reference_embeds))
     return ClipScoreResult(
         clip_score=scores.mean().item(), scores=scores.tolist(),
