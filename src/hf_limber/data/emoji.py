@@ -13,14 +13,7 @@ from tqdm.auto import tqdm
 
 from .catalog import CATEGORIES
 from .language import concept_caption
-from .plan import (
-    DEFAULT_HELD_OUT_STYLES,
-    check_image_size,
-    check_output_dir,
-    check_splits,
-    plan_build,
-    rows_to_dataset,
-)
+from .plan import DEFAULT_HELD_OUT_STYLES, begin_build, check_splits, rows_to_dataset
 from .render import TileCache, on_background, parse_colour, png_bytes
 
 if TYPE_CHECKING:
@@ -74,10 +67,9 @@ def build_emoji_dataset(
     from datasets import DatasetDict
 
     started = time.perf_counter()
-    plan = plan_build(styles, held_out_styles, npm_dir, include_skin_tones, limit, seed, validation_fraction,
-                      vocabulary)
-    check_output_dir(out_dir)
-    check_image_size(image_size)
+    plan = begin_build(out_dir, image_size, styles=styles, held_out_styles=held_out_styles, npm_dir=npm_dir,
+                       include_skin_tones=include_skin_tones, limit=limit, seed=seed,
+                       validation_fraction=validation_fraction, vocabulary=vocabulary)
     fill = parse_colour(background)
     cache = TileCache(cache_dir)
     indexes = {style: source.index(plan.catalog) for style, source in plan.report.found.items()}

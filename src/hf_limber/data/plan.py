@@ -106,6 +106,15 @@ def _limited(catalog: Catalog, limit: int, seed: int) -> Catalog:
     return Catalog(concepts=concepts, metadata_sources=catalog.metadata_sources)
 
 
+def begin_build(out_dir: str | os.PathLike[str], image_size: int, **plan: Any) -> BuildPlan:
+    """What a builder does before it draws anything: the plan (`plan_build`'s keyword arguments), then
+    the checks that the output folder may be written and that the image size makes sense."""
+    build_plan = plan_build(**plan)
+    check_output_dir(out_dir)
+    check_image_size(image_size)
+    return build_plan
+
+
 def rows_to_dataset(rows: list[dict[str, Any]], features: Features) -> Dataset:
     """A Dataset with ``features`` even when ``rows`` is empty (``from_list`` would drop the columns)."""
     from datasets import Dataset
