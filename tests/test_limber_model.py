@@ -196,6 +196,8 @@ def test_questions_zero_and_n_shot():
     from hf_limber.evaluation.questions import answer_questions, clean_answer, question_prompt
 
     assert question_prompt("what color ?", [("how many ?", "two")]) == "<image>Q: how many ? A: two\n<image>Q: what color ? A:"
+    # A captioning prompt with a first token before its image gives questions the same start.
+    assert question_prompt("what color ?", start="<s>") == "<s><image>Q: what color ? A:"
     assert clean_answer(" Two dogs!\nQ: what next") == "2 dogs"
     model = build("clip-resnet")
     processor = LimberProcessor.for_model(model, word_tokenizer())

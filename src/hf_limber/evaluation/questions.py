@@ -12,11 +12,19 @@ from .vqa import normalize_answer
 Shot = tuple[ImageInput, str, str]  # (image, question, answer)
 
 
-def question_prompt(question: str, shots: Sequence[tuple[str, str]] = (), image_token: str = "<image>") -> str:
-    """n solved examples, each its own image and "Q: .. A: ..", then the query (MAGMA/LiMBeR format).
+def question_prompt(question: str, shots: Sequence[tuple[str, str]] = (), image_token: str = "<image>",
+                    start: str = "") -> str:
+    """n solved examples, each its own image and "Q: .. A: ..", then the query (MAGMA/LiMBeR format),
+    after ``start`` (what the captioning prompt puts before its image, e.g. a first token).
     Only the template places images: an image marker inside a question or answer stays plain text."""
     solved = "".join(f"{image_token}Q: {inert_text(q, image_token)} A: {inert_text(a, image_token)}\n" for q, a in shots)
-    return f"{solved}{image_token}Q: {inert_text(question, image_token)} A:"
+    return f"{start}{solved}{image_token}Q: {inert_text(question, image_token)} A:"
+
+
+def prompt_start(processor: LimberProcessor) -> str:
+    """The text the captioning prompt puts before its image ("" when the image comes first)."""
+    prompt = processor.prompt or ""
+    return prompt.split(processor.image_token, 1)[0] if processor.image_token in prompt else ""
 
 
 def clean_answer(generated: str) -> str:
@@ -33,7 +41,8 @@ def answer_questions(
     shots = shots or [()] * len(questions)
     prompts, flat_images = [], []
     for image, question, examples in zip(images, questions, shots):
-        prompts.append(question_prompt(question, [(q, a) for _, q, a in examples], processor.image_token))
+        prompts.append(question_prompt(question, [(q, a) for _, q, a in examples], processor.image_token,
+                                       prompt_start(processor)))
         flat_images += [example_image for example_image, _, _ in examples] + [image]
     batch = processor(images=flat_images, text=prompts, max_new_tokens=max_new_tokens,
                       context_length=lm_context_length(model.config))

@@ -56,7 +56,8 @@ class LimberConfig(PretrainedConfig):
         image_token / image_token_id: the placeholder the processor puts k times into `input_ids`
             (the marker for it in prompt text, and its id: by default the first id past the LM's
             vocabulary, so it never collides with text and the LM never embeds it).
-        prompt: the text after the image tokens when captioning.
+        prompt: the captioning prompt: an image marker in it is where the image goes (e.g.
+            "<|endoftext|><image>": a real first token, then the image); without one the image comes first.
         projection_dropout: dropout on the projected tokens during training (LiMBeR: 0.1).
         normalize_features: layer-normalise each image feature (no learned scale) before the map, so
             the map's input has the same scale whatever the encoder.
