@@ -49,7 +49,8 @@ class LimberArguments:
     projection_init: str = field(default="random", metadata={
         "help": "random (the paper), or ridge: least squares from image features to the caption words' embeddings "
         "(training.limber_init), refined by training"})
-    ridge_examples: int = field(default=2000, metadata={"help": "training images the ridge start is solved on"})
+    ridge_examples: int = field(default=10000, metadata={
+        "help": "training images the ridge start is solved on (more fit it better: it is solved in seconds)"})
     train_image_encoder: bool = field(default=False, metadata={
         "help": "train the image encoder with the projection (the paper's BEiT-FT); needs pixels, not cached features"})
     max_train_samples: int | None = None
