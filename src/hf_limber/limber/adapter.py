@@ -4,17 +4,24 @@ load from) and the full model (every weight).
 An adapter holds exactly what its config says was trained: the projection, and the image encoder
 when it was trained with it (`config.train_image_encoder`). Loading refuses any other tensor, so an
 adapter file can never overwrite the frozen LM or encoder it is put on.
+
+A PEFT adapter (LoRA) trained on the LM is saved in peft's own files
+(`adapter_config.json`, `adapter_model.safetensors`, as `PeftModel.save_pretrained` writes them) in a
+subfolder, LM_ADAPTER_FOLDER, where transformers' `from_pretrained` does not take the whole folder for a
+bare PEFT adapter of some base model. peft injects the layers in place, so the LM stays the
+transformers model it was (transformers' own PEFT integration asks for a newer peft than PyPI has).
 """
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import MODEL_MAPPING, AutoConfig, AutoModelForCausalLM, PretrainedConfig, PreTrainedModel
 from transformers.utils import cached_file
@@ -24,6 +31,9 @@ from .remote_code import check_location, hub_options
 
 PROJECTION_PREFIX = "projection."
 IMAGE_ENCODER_PREFIX = "image_encoder."
+LM_ADAPTER_FOLDER = "language_model_adapter"
+# How peft names an adapter's tensors in its files: as attributes of a PeftModel around the base model.
+PEFT_MODEL_PREFIX = "base_model.model."
 # The options that locate the adapter's own folder, not the parts' sources.
 FOLDER_OPTIONS = ("revision", "subfolder", "adapter_kwargs", "code_revision")
 
@@ -39,6 +49,64 @@ def adapter_state_dict(state_dict: Mapping[str, torch.Tensor], config: Pretraine
     """The part of a full state dict that an adapter saves."""
     prefixes = trained_prefixes(config)
     return {name: tensor for name, tensor in state_dict.items() if name.startswith(prefixes)}
+
+
+def has_peft_adapter(model: nn.Module) -> bool:
+    """Whether a model carries PEFT layers injected in place (`add_language_model_adapter`)."""
+    return bool(getattr(model, "peft_config", None))
+
+
+def without_peft_layers(state_dict: Mapping[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
+    """A state dict of `model` as the same model without its PEFT layers has it: the adapters' tensors
+    (saved in peft's own files) left out, and each wrapped layer's weights under its own name again."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    adapter_parts, renames = [], {}
+    for name, module in model.named_modules():
+        if isinstance(module, BaseTunerLayer):
+            adapter_parts += [f"{name}.{part}." for part in (*module.adapter_layer_names, *module.other_param_names)]
+            renames[f"{name}.base_layer."] = f"{name}."
+    plain = {}
+    for key, tensor in state_dict.items():
+        if key.startswith(tuple(adapter_parts)):
+            continue
+        wrapped = next((prefix for prefix in renames if key.startswith(prefix)), None)
+        plain[renames[wrapped] + key[len(wrapped):] if wrapped else key] = tensor
+    return plain
+
+
+def save_peft_adapter(model: nn.Module, folder: str | os.PathLike) -> None:
+    """The PEFT adapter injected into `model`, in the files `PeftModel.save_pretrained` writes (its
+    tensor names included), so `PeftModel.from_pretrained(base, folder)` loads it too."""
+    from peft import get_peft_model_state_dict
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    weights = get_peft_model_state_dict(model)
+    save_file({PEFT_MODEL_PREFIX + name: tensor.contiguous() for name, tensor in weights.items()},
+              folder / "adapter_model.safetensors", metadata={"format": "pt"})
+    config = copy.deepcopy(model.peft_config["default"])
+    config.inference_mode = True
+    config.save_pretrained(folder)
+
+
+def load_language_model_adapter(model: PreTrainedModel, source: str | os.PathLike, **kwargs: Any) -> None:
+    """Put the PEFT adapter saved with a LiMBeR model back on its LM, frozen (no-op when none was saved)."""
+    folder = model.config.language_model_adapter
+    if not folder:
+        return
+    from peft import PeftConfig, inject_adapter_in_model, load_peft_weights, set_peft_model_state_dict
+
+    options = {**hub_options(kwargs), "subfolder": folder}
+    inject_adapter_in_model(PeftConfig.from_pretrained(str(source), **options), model.language_model)
+    weights = {name.removeprefix(PEFT_MODEL_PREFIX): tensor
+               for name, tensor in load_peft_weights(str(source), **options).items()}
+    result = set_peft_model_state_dict(model.language_model, weights)
+    missing = [name for name in result.missing_keys if ".lora_" in name]
+    if result.unexpected_keys or missing:
+        raise ValueError(f"{source}/{folder}: the LM adapter's tensors do not fit its LM (unexpected "
+                         f"{result.unexpected_keys[:4]}, missing {missing[:4]}); was it trained on another LM?")
+    model.language_model.requires_grad_(False)
 
 
 def check_adapter_weights(weights: Mapping[str, torch.Tensor], expected: set[str], config: PretrainedConfig,
@@ -95,4 +163,5 @@ def load_adapter(
     expected = set(adapter_state_dict(model.state_dict(), config))
     check_adapter_weights(weights, expected, config, Path(source))
     model.load_state_dict(weights, strict=False)  # only the trained tensors, checked above
+    load_language_model_adapter(model, source, **kwargs)
     return model.eval()

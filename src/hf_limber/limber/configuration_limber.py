@@ -68,6 +68,8 @@ class LimberConfig(PretrainedConfig):
             mean token-embedding norm, so the prompts start where the LM's inputs live.
         vision_source / text_source: where the frozen parts load from, for the small adapter form.
         saved_parts: "adapter" (projection only) or "full", as written by `save_pretrained`.
+        language_model_adapter: the subfolder holding a PEFT adapter (LoRA) trained on the LM, in peft's
+            own files (`adapter_config.json`, `adapter_model.safetensors`); None when the LM is untouched.
     """
 
     model_type = "limber"
@@ -98,6 +100,7 @@ class LimberConfig(PretrainedConfig):
         vision_source: str | None = None,
         text_source: str | None = None,
         saved_parts: str = "full",
+        language_model_adapter: str | None = None,
         **kwargs: Any,
     ) -> None:
         self.vision_config = _as_config(vision_config, "vision_config")
@@ -123,6 +126,7 @@ class LimberConfig(PretrainedConfig):
         self.vision_source = vision_source
         self.text_source = text_source
         self.saved_parts = saved_parts
+        self.language_model_adapter = language_model_adapter
         super().__init__(**kwargs)
         if self.image_token_id is None and self.text_config is not None:
             # The first id past the LM's vocabulary: it can never collide with a text token.

@@ -21,7 +21,16 @@ from torch import nn
 from transformers import AutoModel, AutoModelForCausalLM, PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
-from .adapter import adapter_state_dict, load_adapter, load_image_encoder
+from .adapter import (
+    LM_ADAPTER_FOLDER,
+    adapter_state_dict,
+    has_peft_adapter,
+    load_adapter,
+    load_image_encoder,
+    load_language_model_adapter,
+    save_peft_adapter,
+    without_peft_layers,
+)
 from .configuration_limber import LimberConfig
 from .encoders import encode, is_timm, measure, timm_create, vision_part
 from .remote_code import hub_options
@@ -150,9 +159,10 @@ class LimberForCausalLM(PreTrainedModel):
         self.image_encoder.train(mode and self.config.train_image_encoder)
         self.language_model.eval()
         # Checkpointed layers look at their own `training` flag: flip only that flag so gradient
-        # checkpointing works while every dropout below stays in eval mode.
-        for module in self.language_model.modules():
-            if getattr(module, "gradient_checkpointing", False):
+        # checkpointing works while every dropout of the frozen LM stays in eval mode (a LoRA's own
+        # dropout trains with it).
+        for name, module in self.language_model.named_modules():
+            if getattr(module, "gradient_checkpointing", False) or ".lora_dropout." in name:
                 module.training = mode
         return self
 
@@ -165,6 +175,17 @@ class LimberForCausalLM(PreTrainedModel):
 
     def get_input_embeddings(self) -> nn.Module:
         return self.language_model.get_input_embeddings()
+
+    def add_language_model_adapter(self, peft_config: Any) -> None:
+        """Inject a PEFT adapter (`peft.LoraConfig(r=8)`: on the LM's attention projections by default)
+        into the frozen LM, in place: its layers train with the projection while the LM's own weights
+        stay frozen, and `save_pretrained` saves it in peft's files beside the projection."""
+        from peft import inject_adapter_in_model
+
+        if has_peft_adapter(self.language_model):
+            raise ValueError("The LM already carries a PEFT adapter; a LiMBeR model saves one. Build the model anew.")
+        peft_config.base_model_name_or_path = self.config.text_source or self.language_model.name_or_path
+        inject_adapter_in_model(peft_config, self.language_model)
 
     def image_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """The encoder features the projection reads (what `hf-limber cache-features` stores); with
@@ -260,16 +281,24 @@ class LimberForCausalLM(PreTrainedModel):
 
     def save_pretrained(self, save_directory: str | os.PathLike, full: bool | None = None, **kwargs: Any) -> None:
         """By default only the trained tensors (the projection, a few MB) and a config naming the encoder
-        and the LM; `full=True` (or `save_full`) writes every weight."""
+        and the LM; `full=True` (or `save_full`) writes every weight. A PEFT adapter on the LM (LoRA,
+        added with `add_language_model_adapter`) is saved in both forms in peft's
+        own files, in the subfolder LM_ADAPTER_FOLDER; the full form's LM weights are the base ones."""
         full = self.save_full if full is None else full
         self.config.saved_parts = "full" if full else "adapter"
+        lora = has_peft_adapter(self.language_model)
+        self.config.language_model_adapter = LM_ADAPTER_FOLDER if lora else None
         if not full:
             kwargs["state_dict"] = adapter_state_dict(kwargs.pop("state_dict", None) or self.state_dict(), self.config)
+        elif lora:
+            kwargs["state_dict"] = without_peft_layers(kwargs.pop("state_dict", None) or self.state_dict(), self)
         if self._auto_class is not None:  # transformers names only `_auto_class`; name every Auto class that loads it
             reference = f"{Path(__file__).stem}.{type(self).__name__}"
             self.config.auto_map = {**(getattr(self.config, "auto_map", None) or {}),
                                     **dict.fromkeys(self.AUTO_CLASSES, reference)}
         super().save_pretrained(save_directory, **kwargs)
+        if lora and kwargs.get("is_main_process", True):
+            save_peft_adapter(self.language_model, Path(save_directory) / LM_ADAPTER_FOLDER)
 
     def push_to_hub(self, repo_id: str, *args: Any, full: bool = False, **kwargs: Any) -> Any:
         """transformers' push_to_hub, in the adapter form by default or with every weight (`full=True`)."""
@@ -293,5 +322,7 @@ class LimberForCausalLM(PreTrainedModel):
             config = LimberConfig.from_pretrained(config or pretrained_model_name_or_path, **hub_options(kwargs),
                                                   trust_remote_code=kwargs.get("trust_remote_code"))
         if getattr(config, "saved_parts", "full") == "full":
-            return super().from_pretrained(pretrained_model_name_or_path, *args, config=config, **kwargs)
+            model = super().from_pretrained(pretrained_model_name_or_path, *args, config=config, **kwargs)
+            load_language_model_adapter(model, pretrained_model_name_or_path, **kwargs)
+            return model
         return load_adapter(cls, pretrained_model_name_or_path, config, image_encoder, language_model, *args, **kwargs)

@@ -53,6 +53,11 @@ class LimberArguments:
         "help": "training images the ridge start is solved on (more fit it better: it is solved in seconds)"})
     train_image_encoder: bool = field(default=False, metadata={
         "help": "train the image encoder with the projection (the paper's BEiT-FT); needs pixels, not cached features"})
+    lora_rank: int = field(default=0, metadata={
+        "help": "train a LoRA of this rank on the frozen LM with the projection (0: none, the paper); saved with peft"})
+    lora_alpha: float = field(default=16.0, metadata={"help": "the LoRA's scale numerator (scaling = alpha / rank)"})
+    lora_target_modules: list[str] | None = field(default=None, metadata={
+        "help": "the LM's modules the LoRA adapts (default: peft's choice for the LM's architecture; 'all-linear')"})
     max_train_samples: int | None = None
     overwrite_output_dir: bool = field(default=False, metadata={
         "help": "train over an earlier run in output_dir (else: resume it with resume_from_checkpoint, or refuse)"})
@@ -91,6 +96,13 @@ def build_model(args: LimberArguments) -> tuple[LimberForCausalLM, LimberProcess
         train_image_encoder=args.train_image_encoder, image_size=args.image_size,
         soft_prompt_norm=_soft_prompt_norm(args.soft_prompt_norm),
     )
+    if args.lora_rank:
+        from peft import LoraConfig
+
+        targets = args.lora_target_modules
+        if targets == ["all-linear"]:  # peft reads this one only as a string
+            targets = "all-linear"
+        model.add_language_model_adapter(LoraConfig(r=args.lora_rank, lora_alpha=args.lora_alpha, target_modules=targets))
     processor = LimberProcessor.for_model(model, AutoTokenizer.from_pretrained(args.language_model))
     return model, processor
 
