@@ -80,6 +80,8 @@ class LimberForCausalLM(PreTrainedModel):
     input_modalities = ("image", "text")
     supports_gradient_checkpointing = True
     _supports_sdpa = True
+    # _no_split_modules is the parts' own (the LM's decoder layers, the encoder's blocks): post_init gathers
+    # it from the children, so device_map="auto" never cuts a layer in two (tests/test_limber_device_map.py).
     # The Auto classes a saved folder's code is named under (auto_map): AutoModel, and the one the
     # image-text-to-text pipeline loads with.
     AUTO_CLASSES = ("AutoModel", "AutoModelForImageTextToText")
