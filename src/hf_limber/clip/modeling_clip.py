@@ -22,7 +22,7 @@ from transformers.utils.generic import can_return_tuple
 
 from .configuration_clip import ClipConfig, ClipTextConfig, ClipVisionConfig
 from .modeling_resnet import AttentionPool2d, ModifiedResNetTower
-from .modeling_transformer import TextTower, VisionTransformerTower, with_init_std
+from .modeling_transformer import TextTower, VisionTransformerTower, resize_grid_positions, with_init_std
 
 
 @dataclass
@@ -154,6 +154,27 @@ class ClipPreTrainedModel(PreTrainedModel):
 
     def set_input_embeddings(self, value: nn.Module) -> None:
         self._embedding_tower().set_input_embeddings(value)
+
+    @torch.no_grad()
+    def resize_image_size(self, image_size: int) -> None:
+        """Take `image_size` pictures from now on, without `interpolate_pos_encoding`: the stored position
+        embeddings (a ViT's, or a ResNet attention pool's) resized once, bicubically as
+        `interpolate_pos_encoding` does on every call, and `image_size` in the config updated. The CLIP
+        paper fine-tuned ViT-L/14 at 336 px this way."""
+        tower = getattr(self, "vision_model", None)
+        if tower is None:
+            raise ValueError(f"{type(self).__name__} has no image tower whose resolution could change.")
+        config = tower.config
+        previous, config.image_size = config.image_size, image_size
+        try:
+            config.validate_fields()
+        except ValueError:
+            config.image_size = previous
+            raise
+        holder, name = (tower.attnpool, "positional_embedding") if config.tower == "resnet" else (tower, "position_embedding")
+        positions = getattr(holder, name)
+        resized = resize_grid_positions(positions, (config.grid_size, config.grid_size), prefix=1)
+        setattr(holder, name, nn.Parameter(resized.clone(), requires_grad=positions.requires_grad))
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:

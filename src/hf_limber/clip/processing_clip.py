@@ -79,6 +79,12 @@ def clip_image_processor(image_size: int) -> CLIPImageProcessor:
     )
 
 
+def with_image_size(image_processor: CLIPImageProcessor, image_size: int) -> CLIPImageProcessor:
+    """The same preprocessing (normalisation, resampling, ...) for pictures of another size."""
+    sizes = {"size": {"shortest_edge": image_size}, "crop_size": {"height": image_size, "width": image_size}}
+    return type(image_processor).from_dict({**image_processor.to_dict(), **sizes})
+
+
 class ClipProcessor(ProcessorMixin):
     """Prepares `pixel_values` and `input_ids`/`attention_mask` for a ClipModel.
 

@@ -18,7 +18,7 @@ from ..clip.configuration_clip import ClipConfig
 from ..clip.modeling_clip import ClipModel
 from ..clip.modeling_resnet import Bottleneck
 from ..clip.modeling_transformer import Block
-from ..clip.processing_clip import ClipProcessor
+from ..clip.processing_clip import ClipProcessor, with_image_size
 from ..clip.tokenization import clip_tokenizer_from_bpe, default_bpe_path, train_clip_tokenizer
 from ..data.streaming import SkippedSamplesCallback, load_image_text_pairs
 from .collators import ImageTextCollator
@@ -49,6 +49,9 @@ class ClipRecipeArguments:
     patch_dropout: float | None = field(default=None, metadata={
         "help": "FLIP: share of a ViT's patch tokens dropped at random in each training forward (off in eval); "
         "default: the saved model's own, or 0"})
+    image_size: int | None = field(default=None, metadata={
+        "help": "train at this resolution: the model's stored position embeddings are resized once (bicubic, as "
+        "interpolate_pos_encoding) and its config and processor take the new size (CLIP's ViT-L/14@336 fine-tune)"})
     lock_image_tower: bool = field(default=False, metadata={"help": "LiT: freeze the image tower and its projection"})
     lock_image_unlocked_blocks: int = field(default=0, metadata={
         "help": "with lock_image_tower: train its last n residual blocks and every layer after them"})
@@ -106,6 +109,9 @@ def train_clip(args: ClipRecipeArguments, training_args: ContrastiveTrainingArgu
                                         **({"contrastive_objective": args.objective} if args.objective else {}))
         model = ClipModel(_with_recipe_choices(config, args))
         processor = ClipProcessor.for_config(config, tokenizer)
+    if args.image_size is not None and args.image_size != model.config.vision_config.image_size:
+        model.resize_image_size(args.image_size)
+        processor.image_processor = with_image_size(processor.image_processor, args.image_size)
     for tower in ("image", "text"):
         if getattr(args, f"lock_{tower}_tower"):
             lock_tower(model, tower, getattr(args, f"lock_{tower}_unlocked_blocks"),
