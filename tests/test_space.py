@@ -304,3 +304,20 @@ def test_without_limber_and_gallery_the_clip_tabs_still_work(partial_app_url, fo
                          api_name="/classify")
     scores = expected["labels"]["green circle"]
     assert labels["label"] == max(scores, key=scores.get)
+
+
+def test_captions_stream_as_they_are_generated_and_end_at_the_whole_caption(space_module, app_url, folders, expected):
+    services = space_module.Services(str(folders["clip"]), str(folders["limber"]), str(folders["gallery"]))
+    pieces = list(services.stream_caption(draw("blue triangle"), "greedy", 3, 0.7, 0.9, 20))
+    whole = expected["captions"]["blue triangle"]
+    assert len(pieces) > 1 and pieces[-1] == whole == services.caption(draw("blue triangle"))
+    assert all(later.startswith(earlier) for earlier, later in zip(pieces, pieces[1:]))  # each grows the last
+    assert list(services.stream_caption(draw("blue triangle"), "beam search", 3, 0.7, 0.9, 6)) == [
+        services.caption(draw("blue triangle"), "beam search", 3, 0.7, 0.9, 6)]  # beams settle at the end
+
+    # Through the served app: the endpoint sends each partial caption, then the whole one.
+    job = client(app_url).submit(handle_file(str(folders["root"] / "blue-triangle.png")), "greedy", 3, 0.7, 0.9, 20,
+                                 api_name="/caption")
+    assert job.result() == whole
+    streamed = [output for output in job.outputs() if output]
+    assert len(streamed) > 1 and streamed[-1] == whole and whole.startswith(streamed[0])

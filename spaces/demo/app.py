@@ -9,9 +9,10 @@ and HF_LIMBER_GALLERY (default: the folders `hf-limber quickstart` writes). Run 
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -52,14 +53,27 @@ map from the image encoder into a frozen language model."""
 
 def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Errors a user can act on (bad input, a missing model) become messages in the page; gradio would
-    otherwise show only 'Error'."""
+    otherwise show only 'Error'. A generator stays one, so gradio streams what it yields."""
+
+    def message(error: Exception) -> gr.Error:
+        return gr.Error(str(error), title="Cannot do that", print_exception=False)
+
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def streaming(*args: Any) -> Iterator[Any]:
+            try:
+                yield from fn(*args)
+            except (BadInput, Missing) as error:
+                raise message(error) from error
+
+        return streaming
 
     @functools.wraps(fn)
     def wrapper(*args: Any) -> Any:
         try:
             return fn(*args)
         except (BadInput, Missing) as error:
-            raise gr.Error(str(error), title="Cannot do that", print_exception=False) from error
+            raise message(error) from error
 
     return wrapper
 
@@ -116,8 +130,10 @@ def build_demo(clip_dir: str | os.PathLike | None = None, limber_dir: str | os.P
                                  int(top_k))
 
     def caption(path: str | None, decoding: str, num_beams: float, temperature: float, top_p: float,
-                max_new_tokens: float) -> str:
-        return services.caption(read_image(path), decoding, int(num_beams), temperature, top_p, int(max_new_tokens))
+                max_new_tokens: float) -> Iterator[str]:
+        # The caption grows in the page as the LM writes it; API clients get the last, whole caption.
+        yield from services.stream_caption(read_image(path), decoding, int(num_beams), temperature, top_p,
+                                           int(max_new_tokens))
 
     def answer(path: str | None, question: str) -> str:
         return services.answer(read_image(path), question) or "(the model gave no answer)"

@@ -22,6 +22,7 @@ from typing import Any, Generic, TypeVar
 
 import torch
 from PIL import Image
+from transformers import TextIteratorStreamer
 
 import hf_limber  # noqa: F401  (registers the Auto classes the CLIP folders name)
 from hf_limber import LimberForCausalLM, LimberProcessor
@@ -227,13 +228,52 @@ class Services:
 
     def caption(self, image: Image.Image, decoding: str = "greedy", num_beams: int = 3, temperature: float = 0.7,
                 top_p: float = 0.9, max_new_tokens: int = 20) -> str:
+        limber, batch, options = self._caption_request(image, decoding, num_beams, temperature, top_p, max_new_tokens)
+        return limber.processor.decode_captions(limber.model.generate(**batch, **options))[0]
+
+    def stream_caption(self, image: Image.Image, decoding: str = "greedy", num_beams: int = 3,
+                       temperature: float = 0.7, top_p: float = 0.9, max_new_tokens: int = 20) -> Iterator[str]:
+        """The caption so far, each time the LM adds to it (transformers' TextIteratorStreamer, generate in a
+        thread); the last one is exactly `caption`'s. Beam search knows its caption only at the end: one piece."""
+        limber, batch, options = self._caption_request(image, decoding, num_beams, temperature, top_p, max_new_tokens)
+        if options.get("num_beams", 1) > 1:
+            yield limber.processor.decode_captions(limber.model.generate(**batch, **options))[0]
+            return
+        streamer = TextIteratorStreamer(limber.processor.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        outcome: dict[str, Any] = {}
+
+        def generate() -> None:
+            try:
+                outcome["tokens"] = limber.model.generate(**batch, **options, streamer=streamer)
+            except Exception as error:  # handed to the request's thread, which raises it
+                outcome["error"] = error
+                streamer.end()
+
+        worker = threading.Thread(target=generate, daemon=True)
+        worker.start()
+        text, shown = "", ""
+        for piece in streamer:
+            text += piece
+            partial = text.split("\n", 1)[0].strip()  # a caption is one line, as decode_captions cuts it
+            if partial != shown:
+                shown = partial
+                yield shown
+        worker.join()
+        if "error" in outcome:
+            raise outcome["error"]
+        final = limber.processor.decode_captions(outcome["tokens"])[0]
+        if final != shown:
+            yield final
+
+    def _caption_request(self, image: Image.Image, decoding: str, num_beams: int, temperature: float, top_p: float,
+                         max_new_tokens: int) -> tuple[Any, dict[str, torch.Tensor], dict[str, Any]]:
+        """The LiMBeR model, its inputs for one picture, and the `generate` options of a caption request."""
         limber = self.limber.get()
         options = decoding_options(decoding, num_beams, temperature, top_p)
         with image_slots_checked():
             batch = limber.processor(images=[image], max_new_tokens=int(max_new_tokens),
                                      context_length=lm_context_length(limber.model.config))
-        tokens = limber.model.generate(**batch, max_new_tokens=int(max_new_tokens), **options)
-        return limber.processor.decode_captions(tokens)[0]
+        return limber, batch, {**options, "max_new_tokens": int(max_new_tokens)}
 
     def answer(self, image: Image.Image, question: str) -> str:
         if not question.strip():
