@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 import yaml
 from limber_parts import language_model, word_tokenizer
 
@@ -56,13 +57,22 @@ def toy_run_file(path: Path, lm: Path, clip_epochs: str = "1") -> Path:
 
 @pytest.fixture(scope="module")
 def toy_run(tmp_path_factory):
+    # One thread for the module: with two, torch's parallel reductions may sum in another order from run
+    # to run (seen here in the CLIP's grad norms), and bit-identical comparisons below would be luck.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield from _toy_run(tmp_path_factory)
+    torch.set_num_threads(threads)
+
+
+def _toy_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("quickstart")
     language_model("llama").save_pretrained(root / "lm")
     word_tokenizer().save_pretrained(root / "lm")
     run_file = toy_run_file(root / "toy.yaml", root / "lm")
     logs: list[str] = []
     state = run_quickstart(root / "run", run_file, log=logs.append)
-    return root, run_file, state, logs, outcome(root / "run")  # before later tests change the run folder
+    yield root, run_file, state, logs, outcome(root / "run")  # before later tests change the run folder
 
 
 # Keys that hold where and when, not what was measured.

@@ -44,7 +44,7 @@ def word_sum_targets(captions: Sequence[Sequence[str]], tokenizer, embeddings: t
             vectors[word] = embeddings[tokenizer(" " + word, add_special_tokens=False)["input_ids"]].mean(0)
         return vectors[word]
 
-    zero = torch.zeros(embeddings.shape[1])
+    zero = torch.zeros(embeddings.shape[1], dtype=embeddings.dtype)
     return torch.stack([sum((weight * vector(word) for word, weight in weights.items()), zero)
                         for weights in word_weights(captions)])
 
@@ -56,9 +56,9 @@ def ridge_init_(model: LimberForCausalLM, features: torch.Tensor, captions: Sequ
     projection reads) summed over an image's tokens to its words' weighted embedding sum. ``l2``: on
     layer-normalised features of the quickstart's CLIP, 10-30 name the most cells of unseen scenes
     right from the start alone (34% nearest word, against 23% at 1 with 2,000 scenes)."""
-    embeddings = model.get_input_embeddings().weight.detach().float()
+    embeddings = model.get_input_embeddings().weight.detach().double()
     targets = word_sum_targets(captions, tokenizer, embeddings)  # (images, hidden)
-    inputs = features.float()
+    inputs = features.double()  # float64: a float32 solve differs in its last bits from run to run
     if model.config.normalize_features:
         inputs = torch.nn.functional.layer_norm(inputs, inputs.shape[-1:])
     k = model.config.num_image_tokens
@@ -68,7 +68,7 @@ def ridge_init_(model: LimberForCausalLM, features: torch.Tensor, captions: Sequ
         design, goal, tokens = inputs.sum(1), targets, inputs.shape[1]
     mean_in, mean_out = design.mean(0), goal.mean(0)
     centred = design - mean_in
-    gram = centred.T @ centred + l2 * torch.eye(design.shape[1])
+    gram = centred.T @ centred + l2 * torch.eye(design.shape[1], dtype=centred.dtype)
     weight = torch.linalg.solve(gram, centred.T @ (goal - mean_out))  # (width, outputs)
     model.projection.weight.copy_(weight.T.to(model.projection.weight.dtype))
     # The intercept of the summed fit is shared by the tokens that were summed.
