@@ -105,6 +105,8 @@ class LimberForCausalLM(PreTrainedModel):
         if config.train_image_encoder:  # the paper's fine-tuned-encoder setting (BEiT-FT)
             self.image_encoder.requires_grad_(True)
         self.language_model = _freeze(language_model, loaded=lm_given)
+        # Read once: forward asks on every training step whether the LM can skip logits.
+        self._lm_keeps_logits = "logits_to_keep" in inspect.signature(self.language_model.forward).parameters
         k = config.num_image_tokens
         outputs = config.lm_hidden_size * (k if config.features == "pooled" else 1)
         self.projection = nn.Linear(config.image_feature_size, outputs)
@@ -249,7 +251,7 @@ class LimberForCausalLM(PreTrainedModel):
             # Never a loss on image positions, whatever the labels say.
             labels = labels.masked_fill(input_ids == self.config.image_token_id, IGNORE_INDEX)
         embeds = self.embed(input_ids, pixel_values, image_features)
-        if labels is None or not keep or "logits_to_keep" not in inspect.signature(self.language_model.forward).parameters:
+        if labels is None or not keep or not self._lm_keeps_logits:
             return self.language_model(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels,
                                        use_cache=False, **kwargs)
         items = kwargs.pop("num_items_in_batch", None)
