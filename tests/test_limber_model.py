@@ -278,3 +278,26 @@ def test_the_encoder_can_see_larger_pictures_than_it_was_trained_on(tmp_path):
     model.save_pretrained(tmp_path)
     processor.save_pretrained(tmp_path)
     assert LimberProcessor.from_pretrained(tmp_path)(images=images(1))["pixel_values"].shape[-1] == 2 * native
+
+
+def test_tiles_give_one_soft_prompt_per_tile_from_the_encoders_pooled_vector(tmp_path):
+    encoder = image_encoder("clip-resnet")
+    native = encoder.config.vision_config.image_size
+    model = LimberForCausalLM.from_parts(encoder, language_model("llama"), features="tiles", tiles_per_side=2)
+    assert model.config.image_size == 2 * native and model.config.num_image_tokens == 4
+    pixels = torch.randn(2, 3, 2 * native, 2 * native)
+    features = model.image_features(pixels)
+    assert features.shape == (2, 4, model.config.image_feature_size)
+    # Tile 1 of picture 1 is its top-right quarter, seen by the tower alone at its own size.
+    top_right = pixels[1:2, :, :native, native:]
+    torch.testing.assert_close(features[1, 1], model.image_encoder(pixel_values=top_right).pooler_output[0])
+    processor = LimberProcessor.for_model(model, word_tokenizer())
+    batch = processor(images=images(2), text=["a red cat", "a blue dog"])
+    assert batch["pixel_values"].shape[-1] == 2 * native
+    assert (batch["input_ids"] == model.config.image_token_id).sum(-1).tolist() == [4, 4]
+    model.save_pretrained(tmp_path)
+    reloaded = LimberForCausalLM.from_pretrained(tmp_path, image_encoder=image_encoder("clip-resnet"),
+                                                 language_model=language_model("llama"))
+    torch.testing.assert_close(reloaded(**batch).logits, model(**batch).logits)
+    with pytest.raises(ValueError, match="equal tiles"):
+        model.image_features(torch.randn(1, 3, 2 * native + 1, 2 * native + 1))

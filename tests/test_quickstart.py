@@ -174,3 +174,20 @@ def test_fewer_styles_warn_in_the_terminal_and_the_report(tmp_path):
 def test_quickstart_command_is_registered():
     args = build_parser().parse_args(["quickstart", "--out", "somewhere", "--fresh"])
     assert str(args.out) == "somewhere" and args.fresh and args.run_file == RUN_FILE
+
+
+def test_an_edited_recipe_makes_its_stage_and_the_ones_after_it_run_again(tmp_path):
+    from hf_limber.app.stages import Stage, run_stages
+
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("learning_rate: 0.001\n")
+    stages = [Stage("first", "untouched", [["data", "x"]]), Stage("second", "reads the recipe", [["train", str(recipe)]]),
+              Stage("third", "after it", [["eval", "y"]])]
+    ran: list[str] = []
+    run = lambda: run_stages(stages, tmp_path / "out", lambda command: ran.append(command[0]) or 0, log=lambda _: None)
+    run()
+    run()
+    assert ran == ["data", "train", "eval"]  # the second run reused all three
+    recipe.write_text("learning_rate: 0.01\n")
+    run()
+    assert ran[3:] == ["train", "eval"]

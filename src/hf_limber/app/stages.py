@@ -1,14 +1,16 @@
 """A small resumable stage runner: a run is a YAML list of `hf-limber` commands (each a recipe plus
 overrides, or a command's own options), grouped in named stages.
 
-Each finished stage is recorded in `OUT/stages.json` with its command lines and wall time. A second
-run skips the stages that finished with the same command lines; a stage that runs (new, interrupted,
-or with changed command lines) is followed by every stage after it (they may read its outputs). A training command whose
+Each finished stage is recorded in `OUT/stages.json` with its command lines, a digest of the recipe
+files they name, and wall time. A second run skips the stages that finished with the same command lines
+and recipes; a stage that runs (new, interrupted, or with a changed command line or recipe) is followed
+by every stage after it (they may read its outputs). A training command whose
 output folder holds a checkpoint of an interrupted run resumes from it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -51,6 +53,19 @@ def load_stages(path: str | Path, variables: dict[str, str]) -> list[Stage]:
     return stages
 
 
+RECIPE_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def recipe_digest(commands: list[list[str]]) -> str:
+    """sha256 over the recipe files the commands name: an edited recipe makes its stage run again."""
+    digest = hashlib.sha256()
+    for argument in (arg for command in commands for arg in command):
+        path = Path(argument)
+        if path.suffix in RECIPE_SUFFIXES and path.is_file():
+            digest.update(argument.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
 def _with_resume(command: list[str], stage: Stage) -> list[str]:
     for folder in stage.resumes:
         if Path(folder).is_dir() and get_last_checkpoint(folder) is not None:
@@ -69,7 +84,9 @@ def run_stages(
     changed = False
     for number, stage in enumerate(stages, 1):
         previous = finished.get(stage.name)
-        if previous is not None and previous["commands"] == stage.commands and not changed:
+        recipes = recipe_digest(stage.commands)
+        if (previous is not None and previous["commands"] == stage.commands and previous.get("recipes") == recipes
+                and not changed):
             log(f"[{number}/{len(stages)}] {stage.name}: done in an earlier run ({previous['seconds']:.0f} s), reused")
             continue
         changed = True  # what this stage writes may differ now: the stages after it run again too
@@ -80,7 +97,7 @@ def run_stages(
             status = run_command(_with_resume(command, stage))
             if status:
                 raise SystemExit(f"Stage {stage.name!r} failed (exit status {status}): hf-limber {' '.join(command)}")
-        finished[stage.name] = {"commands": stage.commands, "seconds": round(time.perf_counter() - started, 1)}
+        finished[stage.name] = {"commands": stage.commands, "recipes": recipes, "seconds": round(time.perf_counter() - started, 1)}
         state["stages"] = finished
         state_path.write_text(json.dumps(state, indent=2) + "\n")
     # Stages dropped from the run file are no longer part of it.

@@ -95,8 +95,9 @@ def _what_clip(config: Any, total: int) -> str:
 def _what_limber(config: Any, total: int, projection: int) -> str:
     encoder = config.vision_source or config.timm_model or config.vision_config.model_type
     lm = config.text_source or config.text_config.model_type
-    features = ("each of its grid/patch tokens" if config.features == "tokens"
-                else f"its pooled vector, split into {config.num_image_tokens} tokens")
+    features = {"tokens": "each of its grid/patch tokens",
+                "tiles": f"its pooled vector of each of {config.num_image_tokens} tiles of the picture",
+                }.get(config.features, f"its pooled vector, split into {config.num_image_tokens} tokens")
     form = ("This repository holds only the projection (the adapter form); loading it fetches the image encoder "
             "and the LM from the sources above." if config.saved_parts == "adapter"
             else f"This repository holds every weight ({total:,} parameters).")

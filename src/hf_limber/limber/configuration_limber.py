@@ -12,7 +12,7 @@ from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
 from .remote_code import check_location, hub_options, register_part_code, runs_as_remote_code, save_part_code
 
-FEATURES = ("tokens", "pooled")
+FEATURES = ("tokens", "pooled", "tiles")
 # The Auto class LimberForCausalLM builds each part with, and its public config -> model mapping.
 PART_AUTO_CLASSES = {"vision_config": ("AutoModel", MODEL_MAPPING),
                      "text_config": ("AutoModelForCausalLM", MODEL_FOR_CAUSAL_LM_MAPPING)}
@@ -45,7 +45,10 @@ class LimberConfig(PretrainedConfig):
             width and count of its per-token features; `from_parts` measures them on the encoder.
         features: "tokens" projects every grid/patch token with the same matrix (the paper's CLIP
             and BEiT setting, k = number of tokens); "pooled" projects the pooled vector to k·d and
-            splits it into k tokens (the paper's NF-ResNet setting).
+            splits it into k tokens (the paper's NF-ResNet setting); "tiles" cuts the picture into
+            tiles_per_side² tiles, runs the encoder on each at its own input size and projects every
+            tile's pooled vector with the same matrix (k = tiles_per_side²; LLaVA-NeXT's tiling): each
+            prompt then carries what the encoder was trained to summarise, one region of the picture.
         feature_layer: which encoder output: -1 is the final one (`last_hidden_state`), other
             values index `hidden_states` (LLaVA uses -2).
         drop_class_token: drop the encoder's leading class token from per-token features (LiMBeR
@@ -53,6 +56,7 @@ class LimberConfig(PretrainedConfig):
         num_pooled_tokens: k for pooled features.
         token_pool: average-pool the square token grid by this factor per side before projecting
             (2 keeps a quarter of the tokens): fewer soft-prompt tokens from the same features.
+        tiles_per_side: tiles per side of the picture for features="tiles".
         image_token / image_token_id: the placeholder the processor puts k times into `input_ids`
             (the marker for it in prompt text, and its id: by default the first id past the LM's
             vocabulary, so it never collides with text and the LM never embeds it).
@@ -90,6 +94,7 @@ class LimberConfig(PretrainedConfig):
         drop_class_token: bool = True,
         num_pooled_tokens: int = 1,
         token_pool: int = 1,
+        tiles_per_side: int = 2,
         image_token: str = "<image>",
         image_token_id: int | None = None,
         prompt: str = "A picture of",
@@ -116,6 +121,7 @@ class LimberConfig(PretrainedConfig):
         self.drop_class_token = drop_class_token
         self.num_pooled_tokens = num_pooled_tokens
         self.token_pool = token_pool
+        self.tiles_per_side = tiles_per_side
         self.image_token = image_token
         self.image_token_id = image_token_id
         self.prompt = prompt
@@ -138,6 +144,8 @@ class LimberConfig(PretrainedConfig):
                              "from_parts(..., soft_prompt_norm='auto') measures the LM's token-embedding norm.")
         if num_pooled_tokens < 1:
             raise ValueError("LimberConfig.num_pooled_tokens: k must be at least 1.")
+        if tiles_per_side < 1:
+            raise ValueError(f"LimberConfig.tiles_per_side: at least 1 tile per side, got {tiles_per_side}.")
         if token_pool < 1 or (token_pool > 1 and features != "tokens"):
             raise ValueError("LimberConfig.token_pool: a factor of at least 1, and only with features='tokens'.")
         if token_pool > 1 and self.num_feature_tokens is not None:
@@ -173,6 +181,8 @@ class LimberConfig(PretrainedConfig):
         """k: how many soft-prompt vectors one image becomes."""
         if self.features == "pooled":
             return self.num_pooled_tokens
+        if self.features == "tiles":
+            return self.tiles_per_side**2
         return self.grid_tokens // self.token_pool**2
 
     @property

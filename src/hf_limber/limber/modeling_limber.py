@@ -73,6 +73,17 @@ def pool_token_grid(tokens: torch.Tensor, factor: int) -> torch.Tensor:
     return nn.functional.avg_pool2d(grid, factor).flatten(2).transpose(1, 2)
 
 
+def split_into_tiles(pixel_values: torch.Tensor, per_side: int) -> torch.Tensor:
+    """(batch, channels, h, w) pictures -> (batch * per_side², channels, h/per_side, w/per_side) tiles, each
+    picture's tiles in reading order (row by row)."""
+    batch, channels, height, width = pixel_values.shape
+    if height % per_side or width % per_side:
+        raise ValueError(f"A {height}x{width} picture does not split into {per_side}x{per_side} equal tiles; "
+                         "prepare pictures with the model's LimberProcessor (it resizes to config.image_size).")
+    tiles = pixel_values.reshape(batch, channels, per_side, height // per_side, per_side, width // per_side)
+    return tiles.permute(0, 2, 4, 1, 3, 5).reshape(-1, channels, height // per_side, width // per_side)
+
+
 class LimberForCausalLM(PreTrainedModel):
     config_class = LimberConfig
     base_model_prefix = "limber"
@@ -121,7 +132,7 @@ class LimberForCausalLM(PreTrainedModel):
         """Join an image encoder and a causal LM (models or paths) with a new, trainable projection.
 
         `projection_options` are LimberConfig fields: features, feature_layer, drop_class_token, train_image_encoder,
-        num_pooled_tokens, token_pool, image_token, prompt, projection_dropout, normalize_features, image_size
+        num_pooled_tokens, token_pool, tiles_per_side, image_token, prompt, projection_dropout, normalize_features, image_size
         (feed the encoder pictures of this size instead of its own: a ResNet's grid grows with it),
         soft_prompt_norm ("auto": the LM's mean token-embedding norm, measured here) — and, for a timm
         encoder created with non-default arguments, timm_kwargs (they cannot be read back from the model).
@@ -138,17 +149,25 @@ class LimberForCausalLM(PreTrainedModel):
         options = dict(projection_options)
         if options.get("soft_prompt_norm") == "auto":
             options["soft_prompt_norm"] = mean_embedding_norm(language_model)
-        # Another input size than the encoder's own: more grid tokens, its position embeddings resized.
-        shape = measure(image_encoder, options.get("feature_layer", -1), options.pop("image_size", None))
         features = options.get("features", "tokens")
+        image_size = options.pop("image_size", None)
+        if features == "tiles":
+            # Each tile is one encoder input: the picture is tiles_per_side encoder inputs wide unless asked otherwise.
+            tiles = options.get("tiles_per_side", 2)
+            shape = measure(image_encoder, options.get("feature_layer", -1), image_size and image_size // tiles)
+            image_size = image_size or shape.image_size * tiles
+        else:
+            # Another input size than the encoder's own: more grid tokens, its position embeddings resized.
+            shape = measure(image_encoder, options.get("feature_layer", -1), image_size)
+            image_size = shape.image_size
         timm_model = getattr(image_encoder, "pretrained_cfg", {}).get("architecture") if is_timm(image_encoder) else None
         config = LimberConfig(
             # Copies: the wrapper's own set-up must not touch the live parts' configs.
             vision_config=None if timm_model else copy.deepcopy(image_encoder.config),
             text_config=copy.deepcopy(language_model.config),
             timm_model=timm_model,
-            image_size=shape.image_size,
-            image_feature_size=shape.pooled_size if features == "pooled" else shape.token_size,
+            image_size=image_size,
+            image_feature_size=shape.token_size if features == "tokens" else shape.pooled_size,
             num_feature_tokens=shape.num_tokens,
             has_class_token=shape.has_class_token,
             vision_source=vision_source, text_source=text_source,
@@ -194,9 +213,13 @@ class LimberForCausalLM(PreTrainedModel):
     def image_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """The encoder features the projection reads (what `hf-limber cache-features` stores); with
         gradients only when the encoder is trained too."""
-        pooled = self.config.features == "pooled"
+        pooled = self.config.features != "tokens"
+        if self.config.features == "tiles":
+            pixel_values = split_into_tiles(pixel_values, self.config.tiles_per_side)
         with torch.set_grad_enabled(self.config.train_image_encoder and torch.is_grad_enabled()):
             features = encode(self.image_encoder, pixel_values, self.config.feature_layer, pooled=pooled)
+        if self.config.features == "tiles":
+            return features.view(-1, self.config.num_image_tokens, features.shape[-1])
         if not pooled and self.config.has_class_token and self.config.drop_class_token:
             features = features[:, 1:]
         if self.config.token_pool > 1:

@@ -35,10 +35,12 @@ class LimberArguments:
     caption_column: str = "captions"
     cached_features: str | None = field(
         default=None, metadata={"help": "folder written by `hf-limber cache-features`: train without the encoder"})
-    features: str = field(default="tokens", metadata={"help": "tokens (per grid/patch token) or pooled (k·d split)"})
+    features: str = field(default="tokens", metadata={
+        "help": "tokens (per grid/patch token), pooled (k·d split) or tiles (the encoder's pooled vector per tile)"})
     feature_layer: int = -1
     num_pooled_tokens: int = 1
     token_pool: int = field(default=1, metadata={"help": "average-pool the token grid by this factor per side"})
+    tiles_per_side: int = field(default=2, metadata={"help": "features=tiles: tiles per side of the picture (k = its square)"})
     image_size: int | None = field(default=None, metadata={
         "help": "feed the encoder pictures of this size instead of its own (a ResNet's grid grows with it)"})
     prompt: str = "A picture of"
@@ -91,7 +93,8 @@ def build_model(args: LimberArguments) -> tuple[LimberForCausalLM, LimberProcess
     check_location(args.language_model, "language model")
     model = LimberForCausalLM.from_parts(
         args.image_encoder, args.language_model, features=args.features, feature_layer=args.feature_layer,
-        num_pooled_tokens=args.num_pooled_tokens, token_pool=args.token_pool, prompt=args.prompt,
+        num_pooled_tokens=args.num_pooled_tokens, token_pool=args.token_pool, tiles_per_side=args.tiles_per_side,
+        prompt=args.prompt,
         normalize_features=args.normalize_features, projection_dropout=args.projection_dropout,
         train_image_encoder=args.train_image_encoder, image_size=args.image_size,
         soft_prompt_norm=_soft_prompt_norm(args.soft_prompt_norm),
