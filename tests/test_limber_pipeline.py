@@ -109,6 +109,21 @@ def test_chat_template_turns_image_entries_into_slots(folder):
     assert two["input_ids"].shape[0] == 2 and two["attention_mask"][0, 0] == 0
 
 
+def test_chat_opens_with_the_text_the_caption_prompt_puts_before_its_image(folder):
+    from hf_limber.evaluation.questions import question_prompt
+
+    processor = LimberProcessor.from_pretrained(folder)
+    processor.prompt = "<s><image>"  # the LM's document start, then the image (the emoji recipe's form)
+    image = pictures()[0]
+    assert processor.prompt_around_image == ("<s>", "")
+    captioning = processor.apply_chat_template([{"role": "user", "content": [{"type": "image", "image": image}]}])
+    assert captioning == processor.prompt  # one image slot, not the marker twice
+    asked = processor.apply_chat_template(chat(image, "what color ?"))
+    assert asked == question_prompt("what color ?", start="<s>")  # the VQA evaluation's own format
+    batch = processor.apply_chat_template(chat(image, "what color ?"), tokenize=True, return_dict=True)
+    assert (batch["input_ids"] == processor.image_token_id).sum().item() == processor.num_image_tokens
+
+
 def test_streamers_give_the_generated_text_token_by_token(folder, capsys):
     model, processor = LimberForCausalLM.from_pretrained(folder), LimberProcessor.from_pretrained(folder)
     inputs = processor(images=pictures()[1], text="a picture of")

@@ -23,8 +23,7 @@ def question_prompt(question: str, shots: Sequence[tuple[str, str]] = (), image_
 
 def prompt_start(processor: LimberProcessor) -> str:
     """The text the captioning prompt puts before its image ("" when the image comes first)."""
-    prompt = processor.prompt or ""
-    return prompt.split(processor.image_token, 1)[0] if processor.image_token in prompt else ""
+    return processor.prompt_around_image[0]
 
 
 def clean_answer(generated: str) -> str:

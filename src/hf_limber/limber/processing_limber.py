@@ -31,10 +31,12 @@ from .modeling_limber import IGNORE_INDEX
 from .remote_code import copy_code
 
 
-# LiMBeR's (and MAGMA's) prompt format as a chat: each user turn is its images, then "Q: <text> A:" (or the
-# caption prompt when it has no text); each assistant turn " <answer>" and a line break, as in n-shot questions
-# (evaluation/questions.py). Text entries cannot add images: a typed marker becomes a plain word.
+# LiMBeR's (and MAGMA's) prompt format as a chat: the text the caption prompt puts before its image (e.g. the
+# LM's "<|endoftext|>") opens the conversation; each user turn is its images, then "Q: <text> A:" (or the caption
+# prompt's text after its image when it has no text); each assistant turn " <answer>" and a line break, as in
+# n-shot questions (evaluation/questions.py). Text entries cannot add images: a typed marker becomes a plain word.
 CHAT_TEMPLATE = (
+    "{{- prompt_start -}}"
     "{%- for message in messages -%}"
     "{%- set items = [{'type': 'text', 'text': message['content']}] if message['content'] is string "
     "else message['content'] -%}"
@@ -44,7 +46,7 @@ CHAT_TEMPLATE = (
     "{%- endfor -%}"
     "{%- if message['role'] == 'user' -%}"
     "{%- for item in items if item['type'] == 'image' -%}{{ image_token }}{%- endfor -%}"
-    "{{- 'Q: ' ~ ns.text ~ ' A:' if ns.text else caption_prompt -}}"
+    "{{- 'Q: ' ~ ns.text ~ ' A:' if ns.text else prompt_end -}}"
     "{%- elif message['role'] == 'assistant' -%}{{- ' ' ~ ns.text ~ '\n' -}}"
     "{%- else -%}{{- ns.text ~ '\n' -}}"
     "{%- endif -%}"
@@ -112,6 +114,13 @@ class LimberProcessor(ProcessorMixin):
         if self.tokenizer is not None:
             # This processor pads by itself; pipelines that batch pad by the tokenizer's side, and generation needs left.
             self.tokenizer.padding_side = "left"
+
+    @property
+    def prompt_around_image(self) -> tuple[str, str]:
+        """The caption prompt's text before and after its image marker (without one, the image comes first)."""
+        prompt = self.prompt or ""
+        before, marker, after = prompt.partition(self.image_token)
+        return (before, after) if marker else ("", prompt)
 
     @classmethod
     def for_model(cls, model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase,
@@ -234,10 +243,14 @@ class LimberProcessor(ProcessorMixin):
     def apply_chat_template(self, conversation: list[dict] | list[list[dict]], chat_template: str | None = None,
                             **kwargs: Any) -> Any:
         """transformers' chat templating (image entries become this processor's image slots), with the
-        template given this processor's `image_token`, its plain-word form and its caption `prompt`."""
+        template given this processor's `image_token`, its plain-word form and its caption prompt's text
+        before and after the image."""
         kwargs.setdefault("image_token", self.image_token)
         kwargs.setdefault("typed_image_token", inert_text(self.image_token, self.image_token))
-        kwargs.setdefault("caption_prompt", self.prompt)
+        start, end = self.prompt_around_image
+        kwargs.setdefault("prompt_start", start)
+        kwargs.setdefault("prompt_end", end)
+        kwargs.setdefault("caption_prompt", self.prompt)  # what chat templates saved before prompt_start read
         if kwargs.get("tokenize") and conversation and isinstance(conversation[0], dict):
             # As a batch of one: this processor repeats a lone text string for each image passed with it.
             conversation = [conversation]
