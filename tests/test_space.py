@@ -1,5 +1,9 @@
 """The Gradio Space (spaces/demo) served for real: tiny CLIP and LiMBeR models and a tiny gallery in
-folders, the app on a loopback port, Debian's chromium driving the page, gradio_client for the API."""
+folders, the app on a loopback port, Debian's chromium driving the page, gradio_client for the API.
+
+The tiny LiMBeR model has memorised three scene pictures (as tests/test_limber_sanity.py's does with
+cached features): a tiny Llama learns to say their captions, then only the projection is trained on the
+pictures' pixels, so the Space must caption each scene with the objects in it, word for word."""
 
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from system_packages import require
 
 from hf_limber import ClipConfig, ClipModel, ClipProcessor, LimberForCausalLM, LimberProcessor
 from hf_limber.evaluation import ZeroShotClassifier, embed_images, embed_texts, top_matches
+from hf_limber.evaluation.questions import answer_questions
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported
 os.environ["PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD"] = "1"  # the browser is Debian's chromium, never a download
@@ -52,17 +57,90 @@ def draw(name: str, size: int = 64) -> Image.Image:
     return image
 
 
-def cat_or_dog_lm(tokenizer) -> torch.nn.Module:
-    """A tiny LM whose every next word is "cat" or "dog" (by the sign of one hidden unit), with such
-    confidence that beams and sampling say the same: a random LM may end at once or emit ids the word
-    tokenizer cannot spell, and captions must never be empty."""
+# Scenes the LiMBeR model memorises: two coloured shapes each, standing for the objects its caption names
+# (a circle is an apple, a flat box a car, a triangle a tree, a tall box a house), the first object on the
+# left. The captions are in words of limber_parts.word_tokenizer(). Keyed by the scene's file name.
+SCENES = {"scene-apple-car": "a red apple and a blue car .",
+          "scene-tree-house": "a green tree and a red house .",
+          "scene-house-apple": "a blue house and a green apple ."}
+# Captions the LM can say as well, of no scene here: the projection must pick each scene's own.
+OTHER_CAPTIONS = ("a green car and a blue tree .", "a red tree and a green house .", "a blue apple and a red car .")
+PROMPT = "a picture of"
+
+
+def scene_objects(caption: str) -> list[tuple[str, str]]:
+    """("colour", "object") of each thing "a <colour> <object> and a <colour> <object> ." names."""
+    words = caption.split()
+    return [(words[1], words[2]), (words[5], words[6])]
+
+
+def draw_scene(caption: str, size: int = 64) -> Image.Image:
+    colours = {name.split()[0]: rgb for name, rgb in SHAPES.items()}
+    image = Image.new("RGB", (size, size), "white")
+    pen = ImageDraw.Draw(image)
+    for left, (colour, thing) in zip((4, 36), scene_objects(caption)):
+        fill = colours[colour]
+        if thing == "apple":
+            pen.ellipse((left, 20, left + 24, 44), fill=fill)
+        elif thing == "car":
+            pen.rectangle((left, 26, left + 24, 40), fill=fill)
+        elif thing == "tree":
+            pen.polygon([(left + 12, 8), (left, 52), (left + 24, 52)], fill=fill)
+        else:  # a house
+            pen.rectangle((left + 2, 18, left + 22, 46), fill=fill)
+    return image
+
+
+def scene_lm(tokenizer, steps: int = 300) -> torch.nn.Module:
+    """A tiny Llama that can say the scenes' captions and a few others: trained, like
+    test_limber_sanity.py's LM, on text in which four words before the prompt say which caption follows,
+    each caption ending in the end token so that generation stops after it (else it goes on to 20 tokens).
+    The LiMBeR projection then has to put that choice into the soft prompts of each scene's tiles."""
+    torch.manual_seed(0)
     lm = language_model("llama")
-    cat, dog = tokenizer.convert_tokens_to_ids(["cat", "dog"])
+    keys = {caption: " ".join(word for pair in scene_objects(caption) for word in pair)  # "red apple blue car"
+            for caption in [*SCENES.values(), *OTHER_CAPTIONS]}
+    texts = [f"{key} {PROMPT} {caption} {tokenizer.eos_token}" for caption, key in keys.items()]
+    batch = tokenizer(texts, return_tensors="pt", padding=True)
+    labels = batch.input_ids.masked_fill(batch.attention_mask == 0, -100)
+    optimizer = torch.optim.AdamW(lm.parameters(), lr=3e-3)
+    for _ in range(steps):
+        lm(**batch, labels=labels).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    return lm.eval()
+
+
+def greedy_caption(limber: LimberForCausalLM, processor: LimberProcessor, image: Image.Image) -> str:
+    """A caption as the Space's greedy default makes it (serving.py: generate, then decode_captions)."""
     with torch.no_grad():
-        lm.model.norm.weight.zero_()[0] = 1.0
-        lm.lm_head.weight.zero_()
-        lm.lm_head.weight[cat, 0], lm.lm_head.weight[dog, 0] = 50.0, -50.0
-    return lm
+        return processor.decode_captions(limber.generate(**processor(images=[image]), max_new_tokens=20,
+                                                         do_sample=False))[0]
+
+
+def memorise_scenes(limber: LimberForCausalLM, processor: LimberProcessor, margin: float = 0.95,
+                    max_steps: int = 1000) -> int:
+    """Train only the projection on the scenes' pixels and captions until every token of each caption, its
+    end token included, has probability >= `margin` after the image, the prompt and the caption before it:
+    then greedy decoding and beam search say each caption exactly, and so does sampling at temperature 1.2
+    with top-p 0.8 (the top token keeps > 0.8 of the mass however the rest is spread over the 120 words).
+    Returns the steps it took."""
+    batch = processor(images=[draw_scene(caption) for caption in SCENES.values()], captions=list(SCENES.values()))
+    targets = batch["labels"][:, 1:]
+    optimizer = torch.optim.AdamW(limber.projection.parameters(), lr=1e-2)
+    limber.train()
+    for step in range(max_steps):
+        output = limber(**batch)
+        with torch.no_grad():
+            probabilities = output.logits[:, :-1].softmax(-1).gather(-1, targets.clamp(min=0)[..., None])[..., 0]
+            least = probabilities[targets != -100].min().item()
+        if least >= margin:
+            limber.eval()
+            return step
+        output.loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    raise AssertionError(f"the projection did not memorise the scenes in {max_steps} steps (least p {least:.3f})")
 
 
 @pytest.fixture(scope="module")
@@ -78,9 +156,18 @@ def folders(tmp_path_factory, clip_tokenizer) -> dict[str, Path]:
     ClipProcessor.for_config(config, clip_tokenizer).save_pretrained(root / "clip")
 
     tokenizer = word_tokenizer()
-    limber = LimberForCausalLM.from_parts(root / "clip", cat_or_dog_lm(tokenizer), features="tokens")
+    lm = scene_lm(tokenizer)
+    torch.manual_seed(0)
+    limber = LimberForCausalLM.from_parts(root / "clip", lm, features="tiles", prompt=PROMPT,
+                                          projection_dropout=0.0, normalize_features=True)
+    assert {name for name, p in limber.named_parameters() if p.requires_grad} == {"projection.weight",
+                                                                                  "projection.bias"}
+    processor = LimberProcessor.for_model(limber, tokenizer)
+    memorise_scenes(limber, processor)
+    scenes = {name: greedy_caption(limber, processor, draw_scene(caption)) for name, caption in SCENES.items()}
+    assert scenes == SCENES
     limber.save_pretrained(root / "limber", full=True)
-    LimberProcessor.for_model(limber, tokenizer).save_pretrained(root / "limber")
+    processor.save_pretrained(root / "limber")
 
     names = LABELS * 3
     rows = {"image": [draw(n, 48 + 8 * (i // 4)) for i, n in enumerate(names)],
@@ -93,6 +180,8 @@ def folders(tmp_path_factory, clip_tokenizer) -> dict[str, Path]:
 
     for name in LABELS:
         draw(name).save(root / f"{name.replace(' ', '-')}.png")
+    for name, caption in SCENES.items():
+        draw_scene(caption).save(root / f"{name}.png")
     (root / "broken.png").write_bytes(b"this is a text file, not a picture\n")
     png = (root / "red-square.png").read_bytes()
     (root / "truncated.png").write_bytes(png[: len(png) // 2])
@@ -115,11 +204,12 @@ def expected(folders) -> dict[str, dict]:
     limber = LimberForCausalLM.from_pretrained(folders["limber"]).eval()
     processor = LimberProcessor.from_pretrained(folders["limber"])
     images = [draw(name) for name in LABELS]
-    captions = [processor.batch_decode(limber.generate(**processor(images=[image]), max_new_tokens=20,
-                                                       do_sample=False))[0] for image in images]
+    pictures = {**dict(zip(LABELS, images)), **{name: draw_scene(caption) for name, caption in SCENES.items()}}
     return {
         "labels": dict(zip(LABELS, (dict(row) for row in classifier(images, LABELS, top_k=None)))),
-        "captions": dict(zip(LABELS, captions)),
+        "captions": {name: greedy_caption(limber, processor, image) for name, image in pictures.items()},
+        "answer": answer_questions(limber, processor, [draw("red square")], ["what color ?"])[0]
+        or "(the model gave no answer)",  # what the app shows for an empty answer
         "images for text": [gallery["caption"][i] for i in by_text[0].tolist()],
         "captions for image": [gallery["caption"][i] for i in by_image[0].tolist()],
     }
@@ -212,12 +302,19 @@ def test_browser_classifies_and_captions(page, app_url, folders, expected, tmp_p
         expect(shown).to_contain_text(label)
     screenshot(page, tmp_path, "space-classify.png")
 
+    # The scene the tiny LiMBeR memorised is captioned with the objects in it, written out here by hand.
     page.get_by_role("tab", name="Captioning (LiMBeR)").click()
-    upload(page, "cap-image", folders["root"] / "blue-triangle.png")
+    upload(page, "cap-image", folders["root"] / "scene-apple-car.png")
+    expect(page.locator("#cap-image-preview img")).to_be_visible()
     page.locator("#cap-run").click()
-    expect(page.locator("#cap-text textarea")).to_have_value(expected["captions"]["blue triangle"])
-    assert expected["captions"]["blue triangle"].strip()
+    expect(page.locator("#cap-text textarea")).to_have_value("a red apple and a blue car .")
+    assert expected["captions"]["scene-apple-car"] == "a red apple and a blue car ."
     screenshot(page, tmp_path, "space-caption.png")
+    page.goto(app_url)  # another scene, another caption
+    page.get_by_role("tab", name="Captioning (LiMBeR)").click()
+    upload(page, "cap-image", folders["root"] / "scene-tree-house.png")
+    page.locator("#cap-run").click()
+    expect(page.locator("#cap-text textarea")).to_have_value("a green tree and a red house .")
     assert page.outside_requests == []
 
 
@@ -240,10 +337,12 @@ def test_browser_non_image_upload_is_a_friendly_error_then_the_app_still_serves(
 
 def test_twenty_concurrent_api_requests_are_each_answered_for_their_own_image(app_url, folders, expected):
     def request(index: int) -> tuple[str, str, object]:
-        name = LABELS[index % len(LABELS)]
-        image = handle_file(str(folders["root"] / f"{name.replace(' ', '-')}.png"))
-        if index % 2:
+        if index % 2:  # the scenes: each has its own caption
+            name = list(SCENES)[index // 2 % len(SCENES)]
+            image = handle_file(str(folders["root"] / f"{name}.png"))
             return name, "caption", client(app_url).predict(image, "greedy", 3, 0.7, 0.9, 20, api_name="/caption")
+        name = LABELS[index // 2 % len(LABELS)]
+        image = handle_file(str(folders["root"] / f"{name.replace(' ', '-')}.png"))
         return name, "labels", client(app_url).predict(image, "\n".join(LABELS), False, "emoji", 10,
                                                       api_name="/classify")
 
@@ -252,7 +351,7 @@ def test_twenty_concurrent_api_requests_are_each_answered_for_their_own_image(ap
     assert len(answers) == 20
     for name, kind, answer in answers:
         if kind == "caption":
-            assert answer == expected["captions"][name]
+            assert answer == expected["captions"][name] == SCENES[name]
         else:
             got = {row["label"]: row["confidence"] for row in answer["confidences"]}
             assert got == pytest.approx(expected["labels"][name], abs=1e-5)
@@ -266,10 +365,11 @@ def test_api_search_questions_and_bad_files(app_url, folders, expected):
     assert [caption for caption, _ in nearest["data"]] == expected["captions for image"]
     assert all(-1 <= score <= 1 for _, score in nearest["data"])
     answer = api.predict(handle_file(str(folders["root"] / "red-square.png")), "what color ?", api_name="/answer")
-    assert answer and set(answer.split()) <= {"cat", "dog"}
+    assert answer == expected["answer"] and answer.strip()
+    # Beams and sampling say the memorised caption too (its every token is that sure), cut at 6 tokens.
     for options in (("beam search", 3, 0.7, 0.9, 6), ("sampling", 3, 1.2, 0.8, 6)):
-        caption = api.predict(handle_file(str(folders["root"] / "red-square.png")), *options, api_name="/caption")
-        assert len(caption.split()) == 6 and set(caption.split()) <= {"cat", "dog"}
+        caption = api.predict(handle_file(str(folders["root"] / "scene-apple-car.png")), *options, api_name="/caption")
+        assert caption == "a red apple and a blue"
     with pytest.raises(Exception, match="truncated.png"):
         api.predict(handle_file(str(folders["root"] / "truncated.png")), "red", False, "emoji", 3, api_name="/classify")
     with pytest.raises(Exception, match="No labels given"):
@@ -308,16 +408,18 @@ def test_without_limber_and_gallery_the_clip_tabs_still_work(partial_app_url, fo
 
 def test_captions_stream_as_they_are_generated_and_end_at_the_whole_caption(space_module, app_url, folders, expected):
     services = space_module.Services(str(folders["clip"]), str(folders["limber"]), str(folders["gallery"]))
-    pieces = list(services.stream_caption(draw("blue triangle"), "greedy", 3, 0.7, 0.9, 20))
-    whole = expected["captions"]["blue triangle"]
-    assert len(pieces) > 1 and pieces[-1] == whole == services.caption(draw("blue triangle"))
+    scene = draw_scene(SCENES["scene-tree-house"])
+    pieces = list(services.stream_caption(scene, "greedy", 3, 0.7, 0.9, 20))
+    whole = expected["captions"]["scene-tree-house"]
+    assert whole == "a green tree and a red house ."
+    assert len(pieces) > 1 and pieces[-1] == whole == services.caption(scene)
     assert all(later.startswith(earlier) for earlier, later in zip(pieces, pieces[1:]))  # each grows the last
-    assert list(services.stream_caption(draw("blue triangle"), "beam search", 3, 0.7, 0.9, 6)) == [
-        services.caption(draw("blue triangle"), "beam search", 3, 0.7, 0.9, 6)]  # beams settle at the end
+    assert list(services.stream_caption(scene, "beam search", 3, 0.7, 0.9, 6)) == [
+        services.caption(scene, "beam search", 3, 0.7, 0.9, 6)]  # beams settle at the end
 
     # Through the served app: the endpoint sends each partial caption, then the whole one.
-    job = client(app_url).submit(handle_file(str(folders["root"] / "blue-triangle.png")), "greedy", 3, 0.7, 0.9, 20,
-                                 api_name="/caption")
+    job = client(app_url).submit(handle_file(str(folders["root"] / "scene-tree-house.png")), "greedy", 3, 0.7, 0.9,
+                                 20, api_name="/caption")
     assert job.result() == whole
     streamed = [output for output in job.outputs() if output]
     assert len(streamed) > 1 and streamed[-1] == whole and whole.startswith(streamed[0])
