@@ -1,5 +1,6 @@
 """`hf-limber convert SRC OUT`: public CLIP weights into a `save_pretrained` folder.
-`hf-limber export MODEL OUT --to transformers`: a ViT CLIP of ours as a stock transformers CLIPModel folder.
+`hf-limber export MODEL OUT --to transformers`: a ViT CLIP of ours as a stock transformers CLIPModel folder;
+`--to onnx [--int8]`: its two encoders for ONNX Runtime (any tower).
 `hf-limber eval-clip MODEL DATASET`: zero-shot, few-shot probes and retrieval, as a report."""
 
 from __future__ import annotations
@@ -47,15 +48,20 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run_convert)
 
     export = subparsers.add_parser(
-        "export", help="write a ViT CLIP of ours as a stock transformers CLIPModel folder (no remote code)",
-        description="MODEL is a saved hf_limber CLIP (trained or converted here). OUT gets config.json, "
-        "model.safetensors and a CLIPProcessor that plain transformers loads (CLIPModel, AutoModel, pipelines). "
-        "ResNet towers and sigmoid-loss (SigLIP) models are refused: CLIPModel cannot hold them.",
+        "export", help="write a CLIP of ours as a stock transformers CLIPModel folder, or as ONNX encoders",
+        description="MODEL is a saved hf_limber CLIP (trained or converted here). --to transformers: OUT gets "
+        "config.json, model.safetensors and a CLIPProcessor that plain transformers loads (CLIPModel, AutoModel, "
+        "pipelines); ResNet towers and sigmoid-loss (SigLIP) models are refused: CLIPModel cannot hold them. "
+        "--to onnx: OUT gets image_encoder.onnx and text_encoder.onnx (embeddings; batch and text length "
+        "dynamic), the processor and onnx_export.json, for hf_limber.clip.onnx.OnnxClipModel on ONNX Runtime "
+        "(needs the onnx extra); the export is written beside OUT and moved in once complete.",
     )
     export.add_argument("model")
     export.add_argument("out", type=Path)
-    export.add_argument("--to", choices=("transformers",), default="transformers",
-                        help="target implementation (transformers' CLIPModel)")
+    export.add_argument("--to", choices=("transformers", "onnx"), default="transformers",
+                        help="target: transformers' CLIPModel, or ONNX encoders for ONNX Runtime")
+    export.add_argument("--int8", action="store_true",
+                        help="with --to onnx: int8 weights (onnxruntime's dynamic quantisation of the matmuls)")
     export.add_argument("--overwrite", action="store_true",
                         help="write into OUT although it holds files (they may be replaced; others stay)")
     export.set_defaults(run=run_export)
@@ -88,15 +94,31 @@ def run_convert(args: argparse.Namespace) -> int:
 def run_export(args: argparse.Namespace) -> int:
     from ..clip.export import describe_export, export_to_transformers, load_for_export, refuse_occupied
 
+    if args.int8 and args.to != "onnx":
+        raise SystemExit("--int8 quantises the ONNX encoders: pass it with --to onnx.")
     try:
         refuse_occupied(args.out, args.overwrite)
     except FileExistsError as error:
         raise SystemExit(str(error)) from None
+    if args.to == "onnx":
+        return run_export_onnx(args)
     model, processor = load_for_export(args.model)
     export_to_transformers(model, args.out, processor, overwrite=True)
     if processor is None:
         print(f"{args.model} has no processor: exported the model alone (add a CLIPProcessor to {args.out}).")
     print(f"Exported {describe_export(args.out)}: load it with transformers' CLIPModel.from_pretrained, no remote code.")
+    return 0
+
+
+def run_export_onnx(args: argparse.Namespace) -> int:
+    from ..clip.onnx import describe_onnx_export, export_onnx, load_for_onnx
+
+    model, processor = load_for_onnx(args.model)
+    export_onnx(model, args.out, processor, int8=args.int8, overwrite=args.overwrite, source=str(args.model))
+    if processor is None:
+        print(f"{args.model} has no processor: exported the encoders alone (add a ClipProcessor to {args.out}).")
+    print(f"Exported {describe_onnx_export(args.out)}: load it with "
+          "hf_limber.clip.onnx.OnnxClipModel.from_pretrained, its processor with ClipProcessor.from_pretrained.")
     return 0
 
 

@@ -1,5 +1,6 @@
 """Unit-length image and text embeddings from any CLIP: an hf_limber `ClipModel` with its
-`ClipProcessor`, or a transformers `CLIPModel` with a `CLIPProcessor`. Every CLIP evaluation
+`ClipProcessor`, a transformers `CLIPModel` with a `CLIPProcessor`, or an ONNX export of ours
+(`hf_limber.clip.onnx.OnnxClipModel`) with the processor saved beside it. Every CLIP evaluation
 (zero-shot, retrieval, linear probe, CLIPScore) starts here."""
 
 from __future__ import annotations
@@ -21,6 +22,15 @@ def _features(output: Any) -> torch.Tensor:
     return output if torch.is_tensor(output) else output.pooler_output
 
 
+def _placement(model: Any) -> tuple[torch.device, torch.dtype]:
+    """Where a model takes its inputs: a module's by its first parameter; a model without torch parameters
+    (hf_limber.clip.onnx.OnnxClipModel) says so itself."""
+    if isinstance(model, torch.nn.Module):
+        parameter = next(model.parameters())
+        return parameter.device, parameter.dtype
+    return model.device, model.dtype
+
+
 def _batches(count: int, batch_size: int, description: str | None) -> Any:
     starts = range(0, count, batch_size)
     return tqdm(starts, desc=description, unit="batch", leave=False) if description else starts
@@ -35,7 +45,7 @@ def embed_texts(
         kwargs = {"padding": True, "truncation": True, "return_tensors": "pt"}
     else:
         kwargs = {}  # ours pads and truncates (keeping the end-of-text token) by itself
-    device = next(model.parameters()).device
+    device, _ = _placement(model)
     chunks = []
     for start in _batches(len(texts), batch_size, progress):
         batch = processor(text=list(texts[start : start + batch_size]), **kwargs)
@@ -52,10 +62,10 @@ def embed_images(
     progress: str | None = None,
 ) -> torch.Tensor:
     """Unit-length image embeddings, (len(images), D) float32 on the CPU. `progress` names a bar."""
-    parameter = next(model.parameters())
+    device, dtype = _placement(model)
     chunks = []
     for start in _batches(len(images), batch_size, progress):
         pixels = processor(images=list(images[start : start + batch_size]), return_tensors="pt")["pixel_values"]
-        features = model.get_image_features(pixel_values=pixels.to(parameter.device, parameter.dtype))
+        features = model.get_image_features(pixel_values=pixels.to(device, dtype))
         chunks.append(F.normalize(_features(features).float(), dim=-1).cpu())
     return torch.cat(chunks)
