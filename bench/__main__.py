@@ -23,7 +23,7 @@ from typing import TypeVar
 
 HERE = Path(__file__).resolve().parent
 T = TypeVar("T")
-SECTIONS = ("clip", "adamw", "embedding", "zero-shot", "loss", "limber")
+SECTIONS = ("clip", "adamw", "embedding", "zero-shot", "onnx", "loss", "limber")
 
 
 def parse_args() -> argparse.Namespace:
@@ -43,7 +43,7 @@ def main() -> None:
     import open_clip
     import transformers
 
-    from . import clip_step, embedding, limber, loss_modes, peak
+    from . import clip_step, embedding, limber, loss_modes, onnx_embedding, peak
     from .goals import goals_table
     from .settings import FULL, QUICK
 
@@ -79,6 +79,9 @@ def main() -> None:
     if "zero-shot" in args.only:
         parts += ["## Zero-shot classification", "", run("zero-shot", lambda: embedding.zero_shot_section(
             first, settings.zero_shot_images, settings.repeats)), ""]
+    if "onnx" in args.only:
+        parts += ["## CLIP embeddings through ONNX Runtime", "", onnx_embedding.__doc__.split("\n\n", 1)[1].strip(), "",
+                  run("onnx", lambda: onnx_embedding.onnx_section(settings.onnx)), ""]
     if "loss" in args.only:
         parts += ["## Contrastive loss, one process", "",
                   run("loss", lambda: loss_modes.loss_section(settings.loss_batches, settings.repeats)), ""]

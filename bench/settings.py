@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .limber import LLAVA_VIT, SMOLLM2_135M, LimberSizes
+from .onnx_embedding import OnnxSizes
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,7 @@ class Settings:
     loss_batches: list[int]
     repeats: int  # timed rounds everywhere else
     limber: LimberSizes
+    onnx: OnnxSizes
 
 
 FULL = Settings(
@@ -32,6 +34,8 @@ FULL = Settings(
     embed_batch=8, zero_shot_images=4, loss_batches=[1024, 4096], repeats=4,
     limber=LimberSizes(resnet_preset="RN50x16", lm=SMOLLM2_135M, vit=LLAVA_VIT, batch=2, caption_tokens=16,
                        caption_images=2, new_tokens=16, repeats=2, caption_repeats=2),
+    # 6 cases x (warm-up + 2 rounds) at batch 32 take about a minute per table on one thread.
+    onnx=OnnxSizes(presets=["ViT-B/32", "RN50"], batches=[1, 32], threads=[1, 2], repeats=2, text_presets=["ViT-B/32"]),
 )
 QUICK = Settings(
     peak_sizes={"fp32": [256, 512], "bf16": [128, 256]}, peak_tries=1,
@@ -46,4 +50,6 @@ QUICK = Settings(
              "image_size": 64, "patch_size": 32},
         batch=1, caption_tokens=8, caption_images=2, new_tokens=4, repeats=1, caption_repeats=1,
     ),
+    onnx=OnnxSizes(presets=["small-vit", "tiny-resnet"], batches=[1, 4], threads=[1], repeats=1,
+                   text_presets=["small-vit", "tiny-resnet"]),
 )
