@@ -2,12 +2,13 @@
 
 Besides the data and the model, a recipe picks what open_clip's users pick: the objective (CLIP's softmax or
 SigLIP's sigmoid loss), locked towers (LiT, Zhai et al. 2022: a tower frozen, optionally with its last blocks
-and its norms left to train) and patch dropout (FLIP, Li et al. 2023).
+and its norms left to train) and patch dropout (FLIP, Li et al. 2023). With `lora_rank` a LoRA on one or both towers
+trains instead of the weights (training/clip_lora.py): the run saves it in peft's files (clip_adapter/) and the model
+with it merged as a plain ClipModel.
 """
 
 from __future__ import annotations
 
-import types
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from ..clip.modeling_transformer import Block
 from ..clip.processing_clip import ClipProcessor, with_image_size
 from ..clip.tokenization import clip_tokenizer_from_bpe, default_bpe_path, train_clip_tokenizer
 from ..data.streaming import SkippedSamplesCallback, load_image_text_pairs
+from .clip_lora import CLIP_ADAPTER_FOLDER, add_clip_lora, hold_batch_norm_statistics, merged_state_dict, save_clip_lora
 from .collators import ImageTextCollator
 from .contrastive_trainer import ContrastiveTrainer, ContrastiveTrainingArguments
 from .output_dir import resume_point
@@ -62,8 +64,24 @@ class ClipRecipeArguments:
         "help": "with lock_text_tower: train its last n blocks and every layer after them"})
     lock_text_unlock_norms: bool = field(default=False, metadata={
         "help": "with lock_text_tower: train its LayerNorm gains and biases"})
+    lora_rank: int = field(default=0, metadata={
+        "help": "train a LoRA of this rank on the towers instead of their weights (0: off); every other weight, the "
+        "logit scale and bias included, stays frozen. Saved in peft's files (clip_adapter/) and merged into the model"})
+    lora_alpha: float = field(default=16.0, metadata={"help": "the LoRA's scale numerator (scaling = alpha / rank)"})
+    lora_target_modules: list[str] | None = field(default=None, metadata={
+        "help": "layer names the LoRA adapts within the chosen towers (default: attention qkv/out_proj and MLP "
+        "fc1/fc2; a ResNet image tower: its attention pool's q_proj/k_proj/v_proj/c_proj; 'all-linear': every "
+        "linear layer)"})
+    lora_towers: list[str] = field(default_factory=lambda: ["image", "text"], metadata={
+        "help": "the towers the LoRA adapts: image, text or both"})
 
     def __post_init__(self) -> None:
+        if self.lora_rank < 0:
+            raise ValueError(f"lora_rank must be 0 (off) or positive, got {self.lora_rank}.")
+        if self.lora_rank and (self.lock_image_tower or self.lock_text_tower):
+            raise ValueError("lora_rank freezes every weight but the LoRA's already: drop the lock_* options.")
+        if not self.lora_towers or not set(self.lora_towers) <= {"image", "text"}:
+            raise ValueError(f"lora_towers must name 'image', 'text' or both, got {self.lora_towers}.")
         if self.lock_image_tower and self.lock_text_tower:
             raise ValueError("lock_image_tower and lock_text_tower both set: only the temperature would train. "
                              "Lock one tower (LiT locks the image tower) or unlock some blocks of one.")
@@ -87,6 +105,8 @@ def _tokenizer(args: ClipRecipeArguments, captions: list[str], context_length: i
 
 def train_clip(args: ClipRecipeArguments, training_args: ContrastiveTrainingArguments) -> ContrastiveTrainer:
     resume = resume_point(training_args.output_dir, training_args.resume_from_checkpoint, args.overwrite_output_dir)
+    if args.lora_rank:
+        _check_lora_base(args)
     if args.eval_split is None:
         training_args.eval_strategy = "no"  # eval_split: null turns evaluation off
     set_seed(training_args.seed)
@@ -112,6 +132,9 @@ def train_clip(args: ClipRecipeArguments, training_args: ContrastiveTrainingArgu
     if args.image_size is not None and args.image_size != model.config.vision_config.image_size:
         model.resize_image_size(args.image_size)
         processor.image_processor = with_image_size(processor.image_processor, args.image_size)
+    if args.lora_rank:
+        add_clip_lora(model, args.lora_rank, args.lora_alpha, args.lora_target_modules, args.lora_towers,
+                      base_model_name_or_path=args.model)
     for tower in ("image", "text"):
         if getattr(args, f"lock_{tower}_tower"):
             lock_tower(model, tower, getattr(args, f"lock_{tower}_unlocked_blocks"),
@@ -124,10 +147,32 @@ def train_clip(args: ClipRecipeArguments, training_args: ContrastiveTrainingArgu
         callbacks=[SkippedSamplesCallback(pairs[args.train_split].skip_counter)],
     )
     trainer.train(resume_from_checkpoint=resume)
-    trainer.save_model(training_args.output_dir)
+    if args.lora_rank:
+        # The folder holds the merged model (a plain ClipModel, no peft needed) and the LoRA in peft's files.
+        # Checkpoints on the way keep the LoRA layers unmerged, for resuming. (ContrastiveTrainer._save is the
+        # Trainer's hook for what save_model writes: the model, the processor and the training arguments.)
+        trained = trainer.accelerator.unwrap_model(trainer.model)
+        if trainer.args.should_save:
+            trainer._save(training_args.output_dir, state_dict=merged_state_dict(trained))
+            save_clip_lora(trained, Path(training_args.output_dir) / CLIP_ADAPTER_FOLDER)
+    else:
+        trainer.save_model(training_args.output_dir)
     trainer.save_state()  # trainer_state.json: the loss history reports read
     processor.save_pretrained(training_args.output_dir)
     return trainer
+
+
+def _check_lora_base(args: ClipRecipeArguments) -> None:
+    """A LoRA is reloaded onto the model it started from: refuse recipe choices that change that model's weights or
+    objective (those need a run without LoRA first, whose output the LoRA then fine-tunes)."""
+    if args.image_size is not None and Path(args.model).is_dir():
+        if args.image_size != ClipConfig.from_pretrained(args.model).vision_config.image_size:
+            raise ValueError("image_size resizes the base model's position embeddings, which a LoRA leaves out: "
+                             "resize in a run without lora_rank (or resize_image_size and save), then add the LoRA.")
+    if args.objective is not None and Path(args.model).is_dir():
+        if args.objective != ClipConfig.from_pretrained(args.model).contrastive_objective:
+            raise ValueError(f"objective: {args.objective} switches the saved model's objective, whose logit scale "
+                             "and bias a LoRA run keeps frozen: switch it in a run without lora_rank first.")
 
 
 def _with_recipe_choices(config: ClipConfig, args: ClipRecipeArguments) -> ClipConfig:
@@ -168,12 +213,4 @@ def lock_tower(model: ClipModel, tower: str, unlocked_blocks: int = 0, unlock_no
         trainable |= {id(p) for norm in norms for p in norm.parameters()}
     for _, parameter in parameters:
         parameter.requires_grad_(id(parameter) in trainable)
-    for norm in norms:
-        if isinstance(norm, nn.BatchNorm2d) and not norm.weight.requires_grad:
-            norm.train = types.MethodType(_always_eval, norm)
-            norm.eval()
-
-
-def _always_eval(module: nn.Module, mode: bool = True) -> nn.Module:
-    # model.train() reaches every submodule through its train(): this one ignores the request.
-    return nn.Module.train(module, False)
+    hold_batch_norm_statistics(root)
