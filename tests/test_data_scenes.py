@@ -12,7 +12,7 @@ import pytest
 
 from hf_limber.data import build_emoji_scenes
 from hf_limber.data.catalog import assign_split, normalise_codepoints
-from hf_limber.data.scene_text import Placed, captions, position, questions, relations
+from hf_limber.data.scene_text import Placed, captions, position, questions, relations, summary
 from hf_limber.data.scenes import PATCH_COLOURS, PATCH_INSET
 
 SIZE = 64
@@ -87,6 +87,12 @@ def test_captions_are_distinct_and_name_every_relation_truthfully():
         assert "the dog is above" not in sentence and "the cat is to the right of" not in sentence
 
 
+def test_the_summary_names_every_object_in_reading_order():
+    objects = [_placed(1, 0, "dog", "large"), _placed(0, 1, "admission tickets"), _placed(0, 0, "apple")]
+    assert summary(objects) == "Three emoji: an apple, admission tickets and a dog."
+    assert summary([_placed(1, 1, "cat")]) == "One emoji: a cat."
+
+
 def _concept_split(obj: dict) -> str:
     return assign_split(normalise_codepoints(obj["codepoints"]), SEED, VALIDATION_FRACTION)
 
@@ -99,7 +105,8 @@ def test_splits_styles_and_columns(built):
     assert set(dataset["test_openmoji"]["style"]) == {"openmoji"}
     trained_styles = set(dataset["train"]["style"])
     assert "openmoji" not in trained_styles | set(dataset["validation"]["style"])
-    assert dataset["train"].column_names == ["image", "scene_id", "style", "captions", "objects", "questions"]
+    assert dataset["train"].column_names == ["image", "scene_id", "style", "captions", "summary", "objects",
+                                                 "questions"]
     # Seen concepts everywhere but in test_novel_concepts, which shows only concepts training never names.
     for split, expected in (("train", "train"), ("validation", "train"), ("test_openmoji", "train"),
                             ("test_novel_concepts", "validation")):

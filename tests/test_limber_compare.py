@@ -24,7 +24,7 @@ def scenes(n: int) -> Dataset:
     question = {"question": "what color is it ?", "answers": ["red"] * 10, "multiple_choice_answer": "red"}
     return Dataset.from_list([
         {"image": Image.new("RGB", (40, 40), COLOURS[c]), "captions": [f"a {c} apple", f"the {c} car"],
-         "questions": [question]}
+         "summary": f"one emoji: a {c} apple.", "questions": [question]}
         for c in (list(COLOURS)[i % 3] for i in range(n))])
 
 

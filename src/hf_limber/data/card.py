@@ -262,6 +262,7 @@ def write_scenes_card(out: Path, dataset: DatasetDict, plan: BuildPlan, report: 
         ),
         "## Columns",
         "- `image`: RGB PNG\n- `scene_id`\n- `style`\n- `captions`: reference captions\n"
+        "- `summary`: the objects in reading order, row by row (\"Two emoji: grapes and a candy.\")\n"
         "- `objects`: name, codepoints, category, size, patch colour, grid row/column and pixel box of each emoji\n"
         "- `questions`: question, question_type, answer_type (yes/no, number, other), ten `answers` and "
         "`multiple_choice_answer` (the most common answer), as in VQA v2",

@@ -109,6 +109,15 @@ def captions(objects: list[Placed], grid: int, background: str, rng: random.Rand
     return chosen[:count]
 
 
+def summary(objects: list[Placed]) -> str:
+    """The scene's objects in reading order (row by row, left to right), e.g. "Two emoji: grapes and a candy.":
+    the order LiMBeR's per-cell soft prompts come in, so a LiMBeR trained on it says cell i's object i-th
+    (issue 16: with ideal cell features 90% of the objects of unseen scenes named, against 34% trained on the
+    references)."""
+    ordered = sorted(objects, key=lambda o: (o.row, o.col))
+    return capitalise(f"{NUMBER_WORDS[len(objects)]} emoji: {_listing([o.a for o in ordered])}") + "."
+
+
 def _single(objects: list[Placed], grid: int, background: str, rng: random.Random) -> list[str]:
     obj = objects[0]
     where = position_phrase(obj.row, obj.col, grid)

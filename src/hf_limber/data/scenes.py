@@ -22,7 +22,7 @@ from .plan import (
     test_split_name,
 )
 from .render import TileCache, parse_colour, png_bytes
-from .scene_text import Placed, captions, questions
+from .scene_text import Placed, captions, questions, summary
 from .vocabulary import scene_noun
 from .sources import ArtworkSource
 
@@ -54,6 +54,7 @@ def scene_features() -> Features:
             "scene_id": Value("string"),
             "style": Value("string"),
             "captions": Sequence(Value("string")),
+            "summary": Value("string"),
             "objects": [
                 {
                     "name": Value("string"),
@@ -236,6 +237,7 @@ def build_emoji_scenes(
                     "scene_id": f"{split}-{i:06d}",
                     "style": style,
                     "captions": captions(placed, grid, background_words, rng, captions_per_scene),
+                    "summary": summary(placed),
                     "objects": [
                         {
                             "name": o.name,
