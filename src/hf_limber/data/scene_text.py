@@ -112,7 +112,7 @@ def captions(objects: list[Placed], grid: int, background: str, rng: random.Rand
 def summary(objects: list[Placed]) -> str:
     """The scene's objects in reading order (row by row, left to right), e.g. "Two emoji: grapes and a candy.":
     the order LiMBeR's per-cell soft prompts come in, so a LiMBeR trained on it says cell i's object i-th
-    (issue 16: with ideal cell features 90% of the objects of unseen scenes named, against 34% trained on the
+    (issue 16: with ideal cell features 90% of the objects of unseen scenes named, against 10% trained on the
     references)."""
     ordered = sorted(objects, key=lambda o: (o.row, o.col))
     return capitalise(f"{NUMBER_WORDS[len(objects)]} emoji: {_listing([o.a for o in ordered])}") + "."
