@@ -39,13 +39,17 @@ _OPENAI_RULES = [
     (r"^visual\.", "vision_model."),
 ]
 # Inside a Transformer block (text and ViT alike).
-_BLOCK_RULES = [
-    (r"\.ln_1\.", ".layer_norm1."),
-    (r"\.ln_2\.", ".layer_norm2."),
-    (r"\.attn\.in_proj_(weight|bias)$", r".attn.qkv.\1"),
-    (r"\.mlp\.c_fc\.", ".mlp.fc1."),
-    (r"\.mlp\.c_proj\.", ".mlp.fc2."),
-]
+# (OpenAI's name, ours) of the parts of a block; export.py renames the other way with the same pairs.
+BLOCK_NAMES = [("ln_1.", "layer_norm1."), ("ln_2.", "layer_norm2."), ("attn.in_proj_weight", "attn.qkv.weight"),
+               ("attn.in_proj_bias", "attn.qkv.bias"), ("mlp.c_fc.", "mlp.fc1."), ("mlp.c_proj.", "mlp.fc2.")]
+
+
+def block_rules(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """re.sub rules that rename ".old" to ".new" inside a key (a name without a trailing dot ends the key)."""
+    return [(re.escape("." + old) + ("" if old.endswith(".") else "$"), "." + new) for old, new in pairs]
+
+
+_BLOCK_RULES = block_rules(BLOCK_NAMES)
 # Scalars the JIT archives carry that are not weights.
 _OPENAI_METADATA = {"input_resolution", "context_length", "vocab_size"}
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from .configuration_clip import ClipConfig
+from .convert import BLOCK_NAMES, block_rules
 from .modeling_clip import ClipModel
 from .processing_clip import ClipProcessor
 
@@ -92,13 +93,7 @@ _TO_TRANSFORMERS = [
     (r"\.attn\.out_proj\.", ".self_attn.out_proj."),
 ]
 # Our key -> OpenAI's: inside a Transformer block first, then the tower prefixes.
-_TO_OPENAI_BLOCK = [
-    (r"\.layer_norm1\.", ".ln_1."),
-    (r"\.layer_norm2\.", ".ln_2."),
-    (r"\.attn\.qkv\.(weight|bias)$", r".attn.in_proj_\1"),
-    (r"\.mlp\.fc1\.", ".mlp.c_fc."),
-    (r"\.mlp\.fc2\.", ".mlp.c_proj."),
-]
+_TO_OPENAI_BLOCK = block_rules([(ours, openai) for openai, ours in BLOCK_NAMES])
 _TO_OPENAI = [
     (r"^text_model\.token_embedding\.", "token_embedding."),
     (r"^text_model\.position_embedding$", "positional_embedding"),
