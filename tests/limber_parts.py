@@ -68,3 +68,18 @@ def word_tokenizer() -> PreTrainedTokenizerFast:
     tokenizer.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()])
     return PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token="<pad>", bos_token="<s>",
                                    eos_token="</s>", unk_token="<unk>")
+
+
+def text_trained_lm(texts: list[str], steps: int = 300) -> torch.nn.Module:
+    """A tiny Llama (seed 0) trained `steps` full-batch AdamW steps on `texts` through `word_tokenizer()`, so it
+    can say them: the frozen LM of tests in which a LiMBeR must learn to make it say a picture's caption."""
+    torch.manual_seed(0)
+    lm, tokenizer = language_model("llama"), word_tokenizer()
+    batch = tokenizer(texts, return_tensors="pt", padding=True)
+    labels = batch.input_ids.masked_fill(batch.attention_mask == 0, -100)
+    optimizer = torch.optim.AdamW(lm.parameters(), lr=3e-3)
+    for _ in range(steps):
+        lm(**batch, labels=labels).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    return lm

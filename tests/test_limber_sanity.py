@@ -14,7 +14,7 @@ from __future__ import annotations
 import pytest
 import torch
 from datasets import Array2D, Dataset, DatasetDict, Features, Sequence, Value
-from limber_parts import image_encoder, language_model, word_tokenizer
+from limber_parts import image_encoder, text_trained_lm, word_tokenizer
 
 from hf_limber.evaluation.limber_report import sentence_end_ids
 from hf_limber.limber import LimberForCausalLM, LimberProcessor
@@ -31,17 +31,8 @@ def caption(colour: str, thing: str) -> str:
 
 
 def pretrained_tiny_lm(steps: int = 300) -> torch.nn.Module:
-    torch.manual_seed(0)
-    lm, tokenizer = language_model("llama"), word_tokenizer()
-    texts = [f"{colour} {thing} a picture of {caption(colour, thing)}" for colour, thing in SCENES]
-    batch = tokenizer(texts, return_tensors="pt", padding=True)
-    labels = batch.input_ids.masked_fill(batch.attention_mask == 0, -100)
-    optimizer = torch.optim.AdamW(lm.parameters(), lr=3e-3)
-    for _ in range(steps):
-        lm(**batch, labels=labels).loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-    return lm
+    return text_trained_lm([f"{colour} {thing} a picture of {caption(colour, thing)}" for colour, thing in SCENES],
+                           steps)
 
 
 def cached_scenes(feature_size: int, captions: list[str]) -> DatasetDict:

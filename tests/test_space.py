@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from limber_parts import language_model, word_tokenizer
+from limber_parts import text_trained_lm, word_tokenizer
 from PIL import Image, ImageDraw
 from system_packages import require
 
@@ -96,19 +96,10 @@ def scene_lm(tokenizer, steps: int = 300) -> torch.nn.Module:
     test_limber_sanity.py's LM, on text in which four words before the prompt say which caption follows,
     each caption ending in the end token so that generation stops after it (else it goes on to 20 tokens).
     The LiMBeR projection then has to put that choice into the soft prompts of each scene's tiles."""
-    torch.manual_seed(0)
-    lm = language_model("llama")
     keys = {caption: " ".join(word for pair in scene_objects(caption) for word in pair)  # "red apple blue car"
             for caption in [*SCENES.values(), *OTHER_CAPTIONS]}
-    texts = [f"{key} {PROMPT} {caption} {tokenizer.eos_token}" for caption, key in keys.items()]
-    batch = tokenizer(texts, return_tensors="pt", padding=True)
-    labels = batch.input_ids.masked_fill(batch.attention_mask == 0, -100)
-    optimizer = torch.optim.AdamW(lm.parameters(), lr=3e-3)
-    for _ in range(steps):
-        lm(**batch, labels=labels).loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-    return lm.eval()
+    return text_trained_lm([f"{key} {PROMPT} {caption} {tokenizer.eos_token}" for caption, key in keys.items()],
+                           steps).eval()
 
 
 def greedy_caption(limber: LimberForCausalLM, processor: LimberProcessor, image: Image.Image) -> str:
