@@ -90,22 +90,28 @@ def save_peft_adapter(model: nn.Module, folder: str | os.PathLike) -> None:
     config.save_pretrained(folder)
 
 
+def load_peft_adapter(model: nn.Module, source: str | os.PathLike, what: str, **options: Any) -> None:
+    """Inject the PEFT adapter saved in `source` (peft's files; `options` as load_peft_weights takes them, e.g.
+    subfolder) into `model` in place and load its tensors; `what` names the model in the error when they do not fit."""
+    from peft import PeftConfig, inject_adapter_in_model, load_peft_weights, set_peft_model_state_dict
+
+    inject_adapter_in_model(PeftConfig.from_pretrained(str(source), **options), model)
+    weights = {name.removeprefix(PEFT_MODEL_PREFIX): tensor
+               for name, tensor in load_peft_weights(str(source), **options).items()}
+    result = set_peft_model_state_dict(model, weights)
+    missing = [name for name in result.missing_keys if ".lora_" in name]
+    if result.unexpected_keys or missing:
+        where = f"{source}/{options['subfolder']}" if options.get("subfolder") else str(source)
+        raise ValueError(f"{where}: the adapter's tensors do not fit its {what} (unexpected "
+                         f"{result.unexpected_keys[:4]}, missing {missing[:4]}); was it trained on another {what}?")
+
+
 def load_language_model_adapter(model: PreTrainedModel, source: str | os.PathLike, **kwargs: Any) -> None:
     """Put the PEFT adapter saved with a LiMBeR model back on its LM, frozen (no-op when none was saved)."""
     folder = model.config.language_model_adapter
     if not folder:
         return
-    from peft import PeftConfig, inject_adapter_in_model, load_peft_weights, set_peft_model_state_dict
-
-    options = {**hub_options(kwargs), "subfolder": folder}
-    inject_adapter_in_model(PeftConfig.from_pretrained(str(source), **options), model.language_model)
-    weights = {name.removeprefix(PEFT_MODEL_PREFIX): tensor
-               for name, tensor in load_peft_weights(str(source), **options).items()}
-    result = set_peft_model_state_dict(model.language_model, weights)
-    missing = [name for name in result.missing_keys if ".lora_" in name]
-    if result.unexpected_keys or missing:
-        raise ValueError(f"{source}/{folder}: the LM adapter's tensors do not fit its LM (unexpected "
-                         f"{result.unexpected_keys[:4]}, missing {missing[:4]}); was it trained on another LM?")
+    load_peft_adapter(model.language_model, source, "LM", **hub_options(kwargs), subfolder=folder)
     model.language_model.requires_grad_(False)
 
 

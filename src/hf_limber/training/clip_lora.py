@@ -20,14 +20,13 @@ from __future__ import annotations
 import os
 import re
 import types
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
 from ..clip.modeling_clip import ClipModel
-from ..limber.adapter import PEFT_MODEL_PREFIX, has_peft_adapter, save_peft_adapter, without_peft_layers
+from ..limber.adapter import has_peft_adapter, load_peft_adapter, save_peft_adapter, without_peft_layers
 
 CLIP_ADAPTER_FOLDER = "clip_adapter"
 TOWERS = {"image": ("vision_model", "visual_projection"), "text": ("text_model", "text_projection")}
@@ -126,16 +125,7 @@ def save_clip_lora(model: ClipModel, folder: str | os.PathLike) -> None:
 def load_clip_lora(model: ClipModel, folder: str | os.PathLike, is_trainable: bool = False) -> ClipModel:
     """Put a LoRA saved by `save_clip_lora` (or `PeftModel.save_pretrained`) back on its base ClipModel, in
     place; frozen for use unless `is_trainable` (then only the LoRA trains, as in the recipe)."""
-    from peft import PeftConfig, inject_adapter_in_model, load_peft_weights, set_peft_model_state_dict
-
-    folder = str(Path(folder))
-    inject_adapter_in_model(PeftConfig.from_pretrained(folder), model)
-    weights = {name.removeprefix(PEFT_MODEL_PREFIX): tensor for name, tensor in load_peft_weights(folder).items()}
-    result = set_peft_model_state_dict(model, weights)
-    missing = [name for name in result.missing_keys if ".lora_" in name]
-    if result.unexpected_keys or missing:
-        raise ValueError(f"{folder}: the LoRA's tensors do not fit this model (unexpected "
-                         f"{result.unexpected_keys[:4]}, missing {missing[:4]}); was it trained on another CLIP?")
+    load_peft_adapter(model, folder, "CLIP")
     if not is_trainable:
         model.requires_grad_(False)
     return model
