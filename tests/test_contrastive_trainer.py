@@ -230,3 +230,26 @@ def test_contrastive_accumulation_under_ddp_trains_as_one_process_with_the_full_
     want, got = torch.load(single / "final.pt"), torch.load(cached / "final.pt")
     for name in want:  # the temperature's gradient counted once and averaged, like every other
         torch.testing.assert_close(got[name], want[name], rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_patch_augmentation_draws_the_picture_on_a_coloured_square_keeping_its_inner_white():
+    from PIL import Image, ImageDraw
+
+    ring = Image.new("RGB", (64, 64), "white")  # a black ring on white: its inside is white but not background
+    ImageDraw.Draw(ring).ellipse((8, 8, 55, 55), outline="black", width=6)
+    collator = ImageTextCollator(processor=None, scale_augment=(1.0, 1.0), patch_augment=1.0)
+    torch.manual_seed(0)
+    colours = set()
+    for _ in range(5):
+        picture = collator._augment(ring)
+        square = picture.getpixel((5, 32))  # inside the square's inset, outside the ring
+        assert picture.getpixel((0, 0)) == (255, 255, 255)  # the inset and rounded corner stay white
+        assert max(square) - min(square) > 50, square  # a saturated colour, not white or grey
+        assert picture.getpixel((32, 32)) == (255, 255, 255)  # the ring's inside stays white
+        assert max(picture.getpixel((32, 10))) < 60  # the ring itself is kept
+        colours.add(square)
+    assert len(colours) > 1
+    with pytest.raises(ValueError, match="scale_augment"):
+        ImageTextCollator(processor=None, patch_augment=0.5)
+    with pytest.raises(ValueError, match="probability"):
+        ImageTextCollator(processor=None, scale_augment=(0.5, 1.0), patch_augment=1.5)

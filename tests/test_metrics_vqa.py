@@ -3,7 +3,7 @@
 import evaluate
 import pytest
 
-from hf_limber.evaluation import answer_accuracy, normalize_answer, vqa_accuracy
+from hf_limber.evaluation import answer_accuracy, normalize_answer, truncate_answer, vqa_accuracy
 from hf_limber.metrics import metric_path
 
 
@@ -71,3 +71,14 @@ def test_evaluate_module_gives_the_function_result():
     result = metric.compute(predictions=predictions, references=references)
     expected = vqa_accuracy(predictions, references)
     assert result == {"accuracy": pytest.approx(expected.accuracy), "scores": pytest.approx(expected.scores)}
+
+
+@pytest.mark.parametrize(("prediction", "answers", "cut"), [
+    ("no, the mango is not large", ["no"] * 10, "no"),
+    ("Top left corner of the picture", ["top left", "upper left", "top left corner"], "top left corner"),
+    ("two emoji", ["2", "two"], "2"),              # normalised first: "two" -> "2", then one word
+    ("", ["yes"], ""),
+])
+def test_answers_are_cut_to_the_longest_human_answer(prediction, answers, cut):
+    assert truncate_answer(prediction, answers) == cut
+    assert answer_accuracy(truncate_answer("no, the mango is not large", ["no"] * 10), ["no"] * 10) == 1.0

@@ -10,7 +10,7 @@ from .lexical import LexicalResult, caption_concepts, lexical_concepts
 from .linear_probe import LinearProbeResult, few_shot_indices, linear_probe
 from .retrieval import retrieval_recall, top_matches
 from .templates import EMOJI, IMAGENET, SIMPLE, TEMPLATE_SETS, template_set
-from .vqa import VqaResult, answer_accuracy, normalize_answer, vqa_accuracy
+from .vqa import VqaResult, answer_accuracy, normalize_answer, truncate_answer, vqa_accuracy
 from .wordnet import load_wordnet, prepare_wordnet
 from .zero_shot import ZeroShotClassifier, ZeroShotResult, class_weights, zero_shot_accuracy
 
@@ -19,5 +19,5 @@ __all__ = [
     "LinearProbeResult", "VqaResult", "ZeroShotClassifier", "ZeroShotResult", "answer_accuracy", "caption_concepts",
     "chair", "cider_d", "class_weights", "clip_score", "embed_images", "embed_texts", "few_shot_indices", "lexical_concepts",
     "linear_probe", "load_wordnet", "normalize_answer", "prepare_wordnet", "ref_clip_score", "retrieval_recall",
-    "scene_synonyms", "template_set", "tokenize_caption", "top_matches", "vqa_accuracy", "zero_shot_accuracy",
+    "scene_synonyms", "template_set", "tokenize_caption", "top_matches", "truncate_answer", "vqa_accuracy", "zero_shot_accuracy",
 ]

@@ -24,7 +24,7 @@ from .clip_score import ref_clip_score
 from .grounding import grounding_scores
 from .lexical import lexical_concepts
 from .questions import answer_questions
-from .vqa import vqa_accuracy
+from .vqa import truncate_answer, vqa_accuracy
 
 
 @dataclass
@@ -44,6 +44,8 @@ class LimberEvalSettings:
     no_repeat_ngram_size: int = 0
     stop_at_sentence_end: bool = True  # a caption is one sentence: stop at its period, not 24 tokens later
     shuffled_baseline: bool = True  # VQA again with each question shown another image
+    # Score an answer's first words only, as many as the longest human answer has (MAGMA/LiMBeR's protocol).
+    truncate_answers: bool = True
     batch_size: int = 8
     seed: int = 0
 
@@ -96,11 +98,13 @@ def _percent(interval: Interval) -> dict[str, float]:
 
 
 def _answers(model: Any, processor: Any, images: list[Any], questions: list[str], shots: list[list[Any]],
-             settings: LimberEvalSettings, description: str) -> list[str]:
+             settings: LimberEvalSettings, description: str, truths: list[list[str]]) -> list[str]:
     answers = []
     for start in tqdm(range(0, len(questions), settings.batch_size), desc=description, leave=False):
         end = start + settings.batch_size
         answers += answer_questions(model, processor, images[start:end], questions[start:end], shots=shots[start:end])
+    if settings.truncate_answers:
+        answers = [truncate_answer(answer, truth) for answer, truth in zip(answers, truths)]
     return answers
 
 
@@ -124,16 +128,17 @@ def _vqa(model: Any, processor: Any, dataset: Any, shots_source: Any, settings: 
                 solved.append((shots_source[row][settings.image_column], question["question"],
                                question["multiple_choice_answer"]))
             examples.append(solved)
-        answers = _answers(model, processor, images, questions, examples, settings, f"VQA {shots}-shot")
+        answers = _answers(model, processor, images, questions, examples, settings, f"VQA {shots}-shot", truths)
         scores = vqa_accuracy(answers, truths).scores
         result: dict[str, Any] = {"accuracy": 100 * sum(scores) / len(scores), "questions": len(asked),
                                   "interval": _percent(mean_interval(scores, settings.seed)), "per_type": {},
-                                  "scores": scores}
+                                  "scores": scores, "truncated_to_longest_answer": settings.truncate_answers}
         shuffled_scores = None
         if settings.shuffled_baseline and len(asked) > 1:
             # Each question sees the next question's image: what the LM answers without the right picture.
             rotated = images[1:] + images[:1]
-            shuffled = _answers(model, processor, rotated, questions, examples, settings, f"VQA {shots}-shot, shuffled")
+            shuffled = _answers(model, processor, rotated, questions, examples, settings, f"VQA {shots}-shot, shuffled",
+                                truths)
             shuffled_scores = vqa_accuracy(shuffled, truths).scores
             result["shuffled_accuracy"] = 100 * sum(shuffled_scores) / len(shuffled_scores)
             result["shuffled_scores"] = shuffled_scores
@@ -256,7 +261,8 @@ def interval_table(report: dict[str, Any]) -> str:
                          f"[{g['low']:.1f}, {g['high']:.1f}] |")
     for shots, result in report.get("vqa", {}).items():
         if result.get("per_type"):
-            lines += ["", f"VQA {shots}-shot by question type (shuffled: each question shown another scene):", "",
+            cut = "; answers cut to the longest human answer's length" if result.get("truncated_to_longest_answer") else ""
+            lines += ["", f"VQA {shots}-shot by question type (shuffled: each question shown another scene{cut}):", "",
                       "| type | questions | accuracy % [95%] | shuffled % | gain (points) [95%] |", "|---|---:|---|---:|---|"]
             for kind, entry in result["per_type"].items():
                 a, g = entry["accuracy"], entry.get("gain")

@@ -115,6 +115,14 @@ def answer_accuracy(prediction: str, answers: Sequence[str]) -> float:
     return sum(per_subset) / len(per_subset)
 
 
+def truncate_answer(prediction: str, answers: Sequence[str]) -> str:
+    """The prediction cut to as many words as the longest human answer: a frozen LM answers in
+    sentences ("no, the mango is small"), and open-ended VQA of frozen LMs (MAGMA, LiMBeR) scores
+    only that many of its first words."""
+    longest = max(len(normalize_answer(answer).split()) for answer in answers)
+    return " ".join(normalize_answer(prediction).split()[: max(longest, 1)])
+
+
 def vqa_accuracy(predictions: Sequence[str], references: Sequence[Sequence[str]]) -> VqaResult:
     """VQA accuracy of predicted answers, each against its question's list of human answers."""
     check_references(predictions, references, "VQA accuracy", prediction="predicted answer", reference="human answers")

@@ -43,6 +43,9 @@ class ClipRecipeArguments:
     scale_augment: list[float] | None = field(default=None, metadata={
         "help": "two numbers (smallest, largest): shrink each training picture by a random share in that range "
         "and paste it at a random place on white, so the tower learns objects at the sizes scenes show them"})
+    patch_augment: float = field(default=0.0, metadata={
+        "help": "with scale_augment: the share of those pictures drawn centred on a rounded square of a random "
+        "colour instead (the emoji scenes draw 40%% of their objects so)"})
     overwrite_output_dir: bool = field(default=False, metadata={
         "help": "train over an earlier run in output_dir (else: resume it with resume_from_checkpoint, or refuse)"})
     objective: str | None = field(default=None, metadata={
@@ -143,7 +146,8 @@ def train_clip(args: ClipRecipeArguments, training_args: ContrastiveTrainingArgu
         model=model, args=training_args, processing_class=processor,
         train_dataset=pairs[args.train_split], eval_dataset=pairs.get(args.eval_split),
         data_collator=ImageTextCollator(processor, image_column="image", text_column="text",
-                                        scale_augment=tuple(args.scale_augment) if args.scale_augment else None),
+                                        scale_augment=tuple(args.scale_augment) if args.scale_augment else None,
+                                        patch_augment=args.patch_augment),
         callbacks=[SkippedSamplesCallback(pairs[args.train_split].skip_counter)],
     )
     trainer.train(resume_from_checkpoint=resume)
