@@ -73,15 +73,17 @@ class ImageTextCollator:
             return image
         low, high = self.scale_augment
         # torch's generator: the Trainer seeds it and restores it on resume, so resumed runs see the same pictures.
-        share, x, y, patched, hue, saturation, value = torch.rand(7).tolist()
+        share, x, y = torch.rand(3).tolist()
         image = image.convert("RGB")
         side = max(1, round(min(image.size) * (low + (high - low) * share)))
         size = (max(1, round(image.width * side / min(image.size))), max(1, round(image.height * side / min(image.size))))
         small = image.resize(size, Image.BICUBIC)
         canvas = Image.new("RGB", image.size, "white")
-        if patched >= self.patch_augment:
+        # Without patches, no further draws: runs without them see the pictures they saw before the option.
+        if not self.patch_augment or torch.rand(1).item() >= self.patch_augment:
             canvas.paste(small, (round(x * (image.width - small.width)), round(y * (image.height - small.height))))
             return canvas
+        hue, saturation, value = torch.rand(3).tolist()
         inset = round(0.04 * min(image.size))
         colour = Image.new("HSV", (1, 1), (round(255 * hue), round(150 + 105 * saturation), round(150 + 105 * value)))
         ImageDraw.Draw(canvas).rounded_rectangle((inset, inset, image.width - inset - 1, image.height - inset - 1),
