@@ -42,6 +42,7 @@ PATCH_COLOURS: dict[str, tuple[int, int, int]] = {
 SIZE_FRACTIONS = {"small": 0.45, "large": 0.75}
 PATCH_PROBABILITY = 0.4
 PATCH_INSET = 0.04  # leaves a background gap between neighbouring patches
+PATCH_RADIUS = 0.08  # of a cell's side: the patches' rounded corners
 NOVEL_SPLIT = "test_novel_concepts"
 
 
@@ -114,7 +115,7 @@ class SceneComposer:
                     round(left + self.cell - inset) - 1,
                     round(top + self.cell - inset) - 1,
                 )
-                draw.rounded_rectangle(box, radius=round(self.cell * 0.08), fill=PATCH_COLOURS[patch])
+                draw.rounded_rectangle(box, radius=round(self.cell * PATCH_RADIUS), fill=PATCH_COLOURS[patch])
             if patch:  # centred, so the colour shows on every side
                 x, y = round(left + (self.cell - pixels) / 2), round(top + (self.cell - pixels) / 2)
             else:  # jitter inside the cell varies layouts while relations between cells stay exact

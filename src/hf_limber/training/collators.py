@@ -12,6 +12,7 @@ from PIL import Image, ImageDraw
 from transformers import BatchFeature
 
 from ..clip.processing_clip import ClipProcessor
+from ..data.scenes import PATCH_INSET, PATCH_RADIUS
 from ..images import prepare_image
 
 
@@ -74,7 +75,6 @@ class ImageTextCollator:
         low, high = self.scale_augment
         # torch's generator: the Trainer seeds it and restores it on resume, so resumed runs see the same pictures.
         share, x, y = torch.rand(3).tolist()
-        image = image.convert("RGB")
         side = max(1, round(min(image.size) * (low + (high - low) * share)))
         size = (max(1, round(image.width * side / min(image.size))), max(1, round(image.height * side / min(image.size))))
         small = image.resize(size, Image.BICUBIC)
@@ -84,10 +84,10 @@ class ImageTextCollator:
             canvas.paste(small, (round(x * (image.width - small.width)), round(y * (image.height - small.height))))
             return canvas
         hue, saturation, value = torch.rand(3).tolist()
-        inset = round(0.04 * min(image.size))
+        inset = round(PATCH_INSET * min(image.size))  # the scenes' square, on a picture the size of a cell
         colour = Image.new("HSV", (1, 1), (round(255 * hue), round(150 + 105 * saturation), round(150 + 105 * value)))
         ImageDraw.Draw(canvas).rounded_rectangle((inset, inset, image.width - inset - 1, image.height - inset - 1),
-                                                 radius=round(0.08 * min(image.size)),
+                                                 radius=round(PATCH_RADIUS * min(image.size)),
                                                  fill=colour.convert("RGB").getpixel((0, 0)))
         canvas.paste(small, ((image.width - small.width) // 2, (image.height - small.height) // 2),
                      foreground_mask(image).resize(size, Image.BILINEAR))
