@@ -28,4 +28,35 @@ CITATIONS = {
   booktitle={EMNLP},
   year={2021}
 }""",
+    "chair": """@inproceedings{rohrbach2018object,
+  title={Object Hallucination in Image Captioning},
+  author={Rohrbach, Anna and Hendricks, Lisa Anne and Burns, Kaylee and Darrell, Trevor and Saenko, Kate},
+  booktitle={EMNLP},
+  year={2018}
+}""",
+    "cider": """@inproceedings{vedantam2015cider,
+  title={CIDEr: Consensus-based Image Description Evaluation},
+  author={Vedantam, Ramakrishna and Zitnick, C. Lawrence and Parikh, Devi},
+  booktitle={CVPR},
+  year={2015}
+}""",
+    "vqa": """@inproceedings{antol2015vqa,
+  title={VQA: Visual Question Answering},
+  author={Antol, Stanislaw and Agrawal, Aishwarya and Lu, Jiasen and Mitchell, Margaret and Batra, Dhruv
+          and Zitnick, C. Lawrence and Parikh, Devi},
+  booktitle={ICCV},
+  year={2015}
+}""",
+    "vqa-v2": """@inproceedings{goyal2017making,
+  title={Making the V in VQA Matter: Elevating the Role of Image Understanding in Visual Question Answering},
+  author={Goyal, Yash and Khot, Tejas and Summers-Stay, Douglas and Batra, Dhruv and Parikh, Devi},
+  booktitle={CVPR},
+  year={2017}
+}""",
+    "wu-palmer": """@inproceedings{wu1994verb,
+  title={Verb Semantics and Lexical Selection},
+  author={Wu, Zhibiao and Palmer, Martha},
+  booktitle={ACL},
+  year={1994}
+}""",
 }

@@ -3,19 +3,10 @@
 A thin wrapper; the metric lives in `hf_limber.evaluation.chair`.
 """
 
-import datasets
 import evaluate
 
 from hf_limber.evaluation.chair import chair
-
-_CITATION = """\
-@inproceedings{rohrbach2018object,
-  title={Object Hallucination in Image Captioning},
-  author={Rohrbach, Anna and Hendricks, Lisa Anne and Burns, Kaylee and Darrell, Trevor and Saenko, Kate},
-  booktitle={EMNLP},
-  year={2018}
-}
-"""
+from hf_limber.metrics.info import metric_info
 
 _DESCRIPTION = """\
 CHAIR measures object hallucination: of the objects a caption names (matched against a vocabulary of
@@ -45,16 +36,7 @@ Examples:
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class Chair(evaluate.Metric):
     def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features({
-                "predictions": datasets.Value("string"),
-                "references": datasets.Sequence(datasets.Value("string")),
-            }),
-            reference_urls=["https://arxiv.org/abs/1809.02156"],
-        )
+        return metric_info(_DESCRIPTION, _KWARGS_DESCRIPTION, ["chair"], ["https://arxiv.org/abs/1809.02156"])
 
     def _compute(self, predictions, references, synonyms=None):
         result = chair(predictions, references, synonyms)

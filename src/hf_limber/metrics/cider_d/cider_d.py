@@ -3,19 +3,10 @@
 A thin wrapper; the metric lives in `hf_limber.evaluation.captions`.
 """
 
-import datasets
 import evaluate
 
 from hf_limber.evaluation.captions import cider_d
-
-_CITATION = """\
-@inproceedings{vedantam2015cider,
-  title={CIDEr: Consensus-based Image Description Evaluation},
-  author={Vedantam, Ramakrishna and Zitnick, C. Lawrence and Parikh, Devi},
-  booktitle={CVPR},
-  year={2015}
-}
-"""
+from hf_limber.metrics.info import metric_info
 
 _DESCRIPTION = """\
 CIDEr-D as the COCO caption evaluation (pycocoevalcap) computes it: tf-idf weighted n-grams of
@@ -45,16 +36,8 @@ Examples:
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class CiderD(evaluate.Metric):
     def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features({
-                "predictions": datasets.Value("string"),
-                "references": datasets.Sequence(datasets.Value("string")),
-            }),
-            reference_urls=["https://arxiv.org/abs/1411.5726", "https://github.com/salaniz/pycocoevalcap"],
-        )
+        return metric_info(_DESCRIPTION, _KWARGS_DESCRIPTION, ["cider"],
+                           ["https://arxiv.org/abs/1411.5726", "https://github.com/salaniz/pycocoevalcap"])
 
     def _compute(self, predictions, references, tokenize: bool = True, sigma: float = 6.0):
         result = cider_d(predictions, references, tokenize=tokenize, sigma=sigma)

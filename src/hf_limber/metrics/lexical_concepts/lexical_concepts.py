@@ -3,25 +3,10 @@
 A thin wrapper; the analysis lives in `hf_limber.evaluation.lexical`.
 """
 
-import datasets
 import evaluate
 
 from hf_limber.evaluation.lexical import lexical_concepts
-
-_CITATION = """\
-@inproceedings{merullo2023linearly,
-  title={Linearly Mapping from Image to Text Space},
-  author={Merullo, Jack and Castricato, Louis and Eickhoff, Carsten and Pavlick, Ellie},
-  booktitle={ICLR},
-  year={2023}
-}
-@inproceedings{wu1994verb,
-  title={Verb Semantics and Lexical Selection},
-  author={Wu, Zhibiao and Palmer, Martha},
-  booktitle={ACL},
-  year={1994}
-}
-"""
+from hf_limber.metrics.info import metric_info
 
 _DESCRIPTION = """\
 Which concepts of the reference captions the generated captions get right (Merullo et al. 2023):
@@ -51,16 +36,8 @@ Examples:
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class LexicalConcepts(evaluate.Metric):
     def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features({
-                "predictions": datasets.Value("string"),
-                "references": datasets.Sequence(datasets.Value("string")),
-            }),
-            reference_urls=["https://arxiv.org/abs/2209.15162"],
-        )
+        return metric_info(_DESCRIPTION, _KWARGS_DESCRIPTION, ["limber", "wu-palmer"],
+                           ["https://arxiv.org/abs/2209.15162"])
 
     def _compute(self, predictions, references, top_n: int = 50, nltk_data=None):
         return lexical_concepts(predictions, references, top_n=top_n, nltk_data=nltk_data).flat()

@@ -6,10 +6,8 @@ A thin wrapper; the metric lives in `hf_limber.evaluation.clip_score`.
 import datasets
 import evaluate
 
-from hf_limber.citations import CITATIONS
 from hf_limber.evaluation.clip_score import DEFAULT_PREFIX, DEFAULT_W, ref_clip_score
-
-_CITATION = CITATIONS["clipscore"]
+from hf_limber.metrics.info import TEXT_AGAINST_REFERENCES, metric_info
 
 _DESCRIPTION = """\
 RefCLIP-S (Hessel et al. 2021): the harmonic mean of CLIP-S (w = 2.5, "A photo depicts" prefix) and
@@ -39,17 +37,9 @@ Examples:
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class RefClipScore(evaluate.Metric):
     def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features({
-                "predictions": datasets.Value("string"),
-                "references": datasets.Sequence(datasets.Value("string")),
-                "images": datasets.Image(),
-            }),
-            reference_urls=["https://arxiv.org/abs/2104.08718", "https://github.com/jmhessel/clipscore"],
-        )
+        return metric_info(_DESCRIPTION, _KWARGS_DESCRIPTION, ["clipscore"],
+                           ["https://arxiv.org/abs/2104.08718", "https://github.com/jmhessel/clipscore"],
+                           features=datasets.Features({**TEXT_AGAINST_REFERENCES, "images": datasets.Image()}))
 
     def _compute(self, predictions, references, images, model=None, processor=None, w: float = DEFAULT_W,
                  prefix: str = DEFAULT_PREFIX, batch_size: int = 64):

@@ -10,9 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from hf_limber.evaluation.retrieval import retrieval_recall
-from hf_limber.citations import CITATIONS
-
-_CITATION = CITATIONS["clip"]
+from hf_limber.metrics.info import metric_info
 
 _DESCRIPTION = """\
 Recall@K of image-to-text and text-to-image retrieval (as the CLIP paper reports on Flickr30k and
@@ -38,16 +36,9 @@ Examples:
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class RetrievalRecall(evaluate.Metric):
     def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features({
-                "predictions": datasets.Sequence(datasets.Value("float32")),
-                "references": datasets.Sequence(datasets.Value("float32")),
-            }),
-            reference_urls=["https://arxiv.org/abs/2103.00020"],
-        )
+        return metric_info(_DESCRIPTION, _KWARGS_DESCRIPTION, ["clip"], ["https://arxiv.org/abs/2103.00020"],
+                           features=datasets.Features({"predictions": datasets.Sequence(datasets.Value("float32")),
+                                                       "references": datasets.Sequence(datasets.Value("float32"))}))
 
     def _compute(self, predictions, references, ks=(1, 5, 10)):
         images = F.normalize(torch.tensor(predictions, dtype=torch.float32), dim=-1)

@@ -3,26 +3,10 @@
 A thin wrapper; the metric lives in `hf_limber.evaluation.vqa`.
 """
 
-import datasets
 import evaluate
 
 from hf_limber.evaluation.vqa import vqa_accuracy
-
-_CITATION = """\
-@inproceedings{antol2015vqa,
-  title={VQA: Visual Question Answering},
-  author={Antol, Stanislaw and Agrawal, Aishwarya and Lu, Jiasen and Mitchell, Margaret and Batra, Dhruv
-          and Zitnick, C. Lawrence and Parikh, Devi},
-  booktitle={ICCV},
-  year={2015}
-}
-@inproceedings{goyal2017making,
-  title={Making the V in VQA Matter: Elevating the Role of Image Understanding in Visual Question Answering},
-  author={Goyal, Yash and Khot, Tejas and Summers-Stay, Douglas and Batra, Dhruv and Parikh, Devi},
-  booktitle={CVPR},
-  year={2017}
-}
-"""
+from hf_limber.metrics.info import metric_info
 
 _DESCRIPTION = """\
 The official VQA accuracy: the predicted answer is normalised (punctuation, periods, case, number
@@ -49,16 +33,8 @@ Examples:
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class VqaAccuracy(evaluate.Metric):
     def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features({
-                "predictions": datasets.Value("string"),
-                "references": datasets.Sequence(datasets.Value("string")),
-            }),
-            reference_urls=["https://visualqa.org/evaluation.html", "https://github.com/GT-Vision-Lab/VQA"],
-        )
+        return metric_info(_DESCRIPTION, _KWARGS_DESCRIPTION, ["vqa", "vqa-v2"],
+                           ["https://visualqa.org/evaluation.html", "https://github.com/GT-Vision-Lab/VQA"])
 
     def _compute(self, predictions, references):
         result = vqa_accuracy(predictions, references)

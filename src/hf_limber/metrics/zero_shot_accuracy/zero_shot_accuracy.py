@@ -9,9 +9,7 @@ import evaluate
 import torch
 
 from hf_limber.evaluation.zero_shot import accuracy_from_logits
-from hf_limber.citations import CITATIONS
-
-_CITATION = CITATIONS["clip"]
+from hf_limber.metrics.info import metric_info
 
 _DESCRIPTION = """\
 Top-1 and top-5 accuracy of zero-shot classification from per-class scores (e.g. a CLIP's cosine
@@ -38,16 +36,9 @@ Examples:
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class ZeroShotAccuracy(evaluate.Metric):
     def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features({
-                "predictions": datasets.Sequence(datasets.Value("float32")),
-                "references": datasets.Value("int64"),
-            }),
-            reference_urls=["https://arxiv.org/abs/2103.00020"],
-        )
+        return metric_info(_DESCRIPTION, _KWARGS_DESCRIPTION, ["clip"], ["https://arxiv.org/abs/2103.00020"],
+                           features=datasets.Features({"predictions": datasets.Sequence(datasets.Value("float32")),
+                                                       "references": datasets.Value("int64")}))
 
     def _compute(self, predictions, references, classnames=None):
         scores = torch.tensor(predictions, dtype=torch.float32)
