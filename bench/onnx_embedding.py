@@ -31,7 +31,7 @@ from hf_limber.clip.onnx import (
 
 from .clip_models import clip_inputs, open_clip_model
 from .embedding import inference
-from .report import comparison_table
+from .report import comparison_table, cpu_name
 from .timing import Case, compare, count_flops
 
 GOAL = 2.5
@@ -99,16 +99,6 @@ def onnx_section(sizes: OnnxSizes) -> str:
     return "\n".join([machine, "", f"### Goal: ours through ONNX Runtime ≥ {GOAL}x the fastest eager case", "",
                       *verdicts, "", *tables])
 
-
-def cpu_name() -> str:
-    """The CPU's model name as lscpu shows it (platform.processor() says only the architecture)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
 
 
 def _preset_tables(preset: str, sizes: OnnxSizes, folder: Path, tables: list[str],

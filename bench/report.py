@@ -52,3 +52,14 @@ def write_results(path: Path, generated: str) -> None:
         if GENERATED_END in text:
             story = text.split(GENERATED_END, 1)[1]
     path.write_text(f"{GENERATED_START}\n\n{generated.strip()}\n\n{GENERATED_END}{story or chr(10)}")
+
+
+def cpu_name() -> str:
+    """The CPU's model name as lscpu shows it (platform.processor() says only the architecture)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"

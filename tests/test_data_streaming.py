@@ -106,6 +106,22 @@ def test_truncated_shard_is_skipped_not_fatal(shard_dir, tmp_path):
     assert pairs.skip_counter.value == 2
 
 
+def test_webdataset_grouping_keys_on_the_name_before_its_first_dot(tmp_path):
+    """webdataset groups ``KEY.seg.png`` with ``KEY.txt``; a sample holding two captions is one counted skip
+    and the shard reads on."""
+    with tarfile.open(tmp_path / "00000.tar", "w") as tar:
+        _add(tar, "a.seg.png", _png((200, 0, 0)))
+        _add(tar, "a.txt", b"two dots")
+        _add(tar, "b.png", _png((0, 200, 0)))
+        _add(tar, "b.txt", b"first caption")
+        _add(tar, "b.txt", b"second caption")
+        _add(tar, "c.png", _png((0, 0, 200)))
+        _add(tar, "c.txt", b"after the duplicate")
+    pairs = load_image_text_pairs(str(tmp_path / "00000.tar"), rank=0, world_size=1)
+    assert sorted(row["text"] for row in pairs) == ["after the duplicate", "first caption", "two dots"]
+    assert pairs.skip_counter.value == 1
+
+
 def test_imagefolder_with_metadata_jsonl(tmp_path):
     lines = []
     for i in range(5):

@@ -8,9 +8,10 @@ UTF-8 or a truncated tar ends its stream with an exception. Here they are skippe
 counted in a `SkipCounter` that DataLoader workers share with the main process, and
 `SkippedSamplesCallback` puts the count in the Trainer's logs.
 
-Tar shards are read by our own generator (``load_dataset("webdataset")`` raises on a
-bad member mid-shard); datasets' `from_generator` still does the sharding, since it
-deals out the shard list in ``gen_kwargs``.
+Tar shards are read and grouped into samples by the `webdataset` library
+(``load_dataset("webdataset")`` raises on a bad member mid-shard); a generator around it
+turns an unreadable shard into one counted error record, and datasets' `from_generator`
+does the sharding, since it deals out the shard list in ``gen_kwargs``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 from transformers import TrainerCallback
+from webdataset.tariterators import base_plus_ext, group_by_keys, tar_file_iterator
 
 from ..images import open_image, to_rgb  # one rule everywhere: transparency on white
 
@@ -162,32 +164,48 @@ def shard_versions(shards: list[str]) -> list[str]:
     return versions
 
 
-def iter_tar_samples(shards: list[str], versions: list[str] | None = None) -> Iterator[dict[str, Any]]:
-    """Samples of img2dataset-style shards: members ``KEY.jpg`` + ``KEY.txt`` next to each other.
+def _key_and_extension(name: str) -> tuple[str | None, str | None]:
+    """``dir/KEY.seg.jpg`` -> (``dir/KEY``, ``jpg``): webdataset's grouping key, and the extension alone
+    (webdataset's own suffix would be ``seg.jpg``)."""
+    key, suffix = base_plus_ext(name)
+    return key, suffix and suffix.rsplit(".", 1)[-1]
 
-    A shard that cannot be read on (truncated, not a tar) yields one error record and the
-    stream moves to the next shard. `versions` (`shard_versions`) only key datasets' cache.
+
+def iter_tar_samples(shards: list[str], versions: list[str] | None = None) -> Iterator[dict[str, Any]]:
+    """Samples of img2dataset-style shards (members ``KEY.jpg`` + ``KEY.txt`` next to each other), read
+    and grouped by the `webdataset` library; opened with fsspec, so any URL fsspec knows works.
+
+    A shard that cannot be read on (truncated, not a tar) yields one error record, its partial last
+    sample is dropped, and the stream moves to the next shard; a sample with two files of one
+    extension yields an error record too. `versions` (`shard_versions`) only key datasets' cache.
     """
     import fsspec
 
     for shard in shards:
-        key, fields = None, {}
+        key, duplicates = None, []
+
+        def note_duplicate(error: Exception) -> bool:
+            if not isinstance(error, ValueError):  # group_by_keys raises ValueError only for a duplicate
+                raise error
+            duplicates.append(error)
+            return True  # keep grouping the shard
+
         try:
-            with fsspec.open(shard, "rb") as raw, tarfile.open(fileobj=raw, mode="r|*") as archive:
-                for member in archive:
-                    if not member.isfile() or "." not in Path(member.name).name:
-                        continue
-                    name = member.name
-                    stem, ext = name[: name.index(".", name.rfind("/") + 1)], name.rsplit(".", 1)[-1].lower()
-                    if key is not None and stem != key:
-                        yield _sample(key, fields)
-                        fields = {}
-                    key = stem
-                    fields[ext] = archive.extractfile(member).read()
-            if key is not None:
-                yield _sample(key, fields)
+            with fsspec.open(shard, "rb") as raw:
+                files = ({**member, "__url__": shard} for member in tar_file_iterator(raw))
+                for sample in group_by_keys(files, keys=_key_and_extension, handler=note_duplicate):
+                    while duplicates:
+                        yield _error(f"{shard}:{key}", f"two files of one kind in a sample: {duplicates.pop(0)}")
+                    key = sample["__key__"]
+                    yield _sample(key, {ext: data for ext, data in sample.items() if not ext.startswith("__")})
         except (tarfile.TarError, OSError, EOFError) as error:
-            yield {"key": f"{shard}:{key}", "image": None, "text": None, "error": f"unreadable shard {shard}: {error}"}
+            yield _error(f"{shard}:{key}", f"unreadable shard {shard}: {error}")
+        for error in duplicates:
+            yield _error(f"{shard}:{key}", f"two files of one kind in a sample: {error}")
+
+
+def _error(key: str, reason: str) -> dict[str, Any]:
+    return {"key": key, "image": None, "text": None, "error": reason}
 
 
 def _check(example: dict[str, Any]) -> tuple[str | None, Image.Image | None, str | None]:
