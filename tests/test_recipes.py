@@ -34,6 +34,7 @@ def test_recipe_parses(path, tmp_path, monkeypatch):
         assert training.loss_mode in ("global", "local", "chunked")
         assert training.weight_decay == 0.2
     else:
-        # The paper's optimiser; the CPU recipe starts the map by least squares and trains it harder (issue 16).
-        paper_lr = 8e-4 if path.name.startswith("paper") else 3e-3
+        # The paper's optimiser; the CPU recipe starts the map by least squares and steps it gently, since an Adam
+        # step on dense layer-normalised features at the paper's rate outweighs that start (issue 16).
+        paper_lr = 8e-4 if path.name.startswith("paper") else 3e-5
         assert (training.learning_rate, training.adam_beta2, training.max_grad_norm) == (paper_lr, 0.95, 1.0)
