@@ -155,7 +155,10 @@ def load_adapter(
 ) -> PreTrainedModel:
     """A LiMBeR model from an adapter folder: the frozen parts from the sources its config names (or
     the ones given), then the adapter's own tensors on top."""
-    part_kwargs = {key: value for key, value in kwargs.items() if key not in FOLDER_OPTIONS}
+    # The folder's own options, and transformers' private flags of this call (`_from_auto`, `_commit_hash`, ...:
+    # since 5.25 AutoModel passes `_from_auto`, which the parts' own Auto call sets again), stay with the adapter.
+    part_kwargs = {key: value for key, value in kwargs.items()
+                   if key not in FOLDER_OPTIONS and not key.startswith("_")}
     if image_encoder is None:
         if not config.vision_source:
             raise ValueError("This LiMBeR adapter names no image encoder: pass image_encoder= to from_pretrained.")
