@@ -20,7 +20,8 @@ from typing import Any
 import webdataset
 from PIL import Image
 
-from hf_limber.data.streaming import _sample, iter_tar_samples, load_image_text_pairs
+from hf_limber.data.streaming import load_image_text_pairs
+from hf_limber.data.tars import _sample, iter_tar_samples
 
 from .report import comparison_table, cpu_name
 from .timing import Case, compare

@@ -207,6 +207,21 @@ def test_same_seed_gives_identical_scenes(built, tmp_path, tile_cache):
         assert a.to_dict() == b.to_dict(), split
 
 
+def test_patch_probability_sets_the_share_of_objects_on_coloured_squares(built, tmp_path, tile_cache):
+    _, default = built
+    patches = [o["patch_color"] for row in default["train"] for o in row["objects"]]
+    assert 0 < sum(p is not None for p in patches) < len(patches)  # the default draws some (40%)
+    plain = build_emoji_scenes(tmp_path / "plain", cache_dir=tile_cache, **{**BUILD, "patch_probability": 0.0})
+    assert all(o["patch_color"] is None for row in plain["train"] for o in row["objects"])
+    # The scenes' own draws stay in step up to the first patch: the same cells, the same first object.
+    def layout(rows):
+        return [([(o["row"], o["col"]) for o in row["objects"]], row["objects"][0]["noun"]) for row in rows]
+
+    assert layout(plain["train"]) == layout(default["train"])
+    with pytest.raises(ValueError, match="patch_probability"):
+        build_emoji_scenes(tmp_path / "bad", cache_dir=tile_cache, **{**BUILD, "patch_probability": 1.5})
+
+
 def test_card_and_report(built):
     out, dataset = built
     card = (out / "README.md").read_text()

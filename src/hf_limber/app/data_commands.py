@@ -49,6 +49,8 @@ SCENES_OPTIONS = {
     "num_test_scenes": Option("scenes per evaluation split: validation, test_novel_concepts, each test_<style>"),
     "grid": Option("cells a side", choices=(2, 3)),
     "captions_per_scene": Option("reference captions per scene", flag="--captions"),
+    "patch_probability": Option("share of objects drawn on a coloured square (the colour questions ask about "
+                                "them; 0: none)"),
 }
 
 

@@ -14,7 +14,7 @@ _EXPORTS = {
     "load_image_text_pairs": "streaming",
     "SkipCounter": "streaming",
     "SkippedSamplesCallback": "streaming",
-    "iter_tar_samples": "streaming",
+    "iter_tar_samples": "tars",
     "load_catalog": "catalog",
     "CATEGORIES": "catalog",
     "discover_sources": "sources",
@@ -39,7 +39,8 @@ if TYPE_CHECKING:
     from .emoji import build_emoji_dataset
     from .scenes import build_emoji_scenes
     from .sources import STYLES, discover_sources
-    from .streaming import SkipCounter, SkippedSamplesCallback, iter_tar_samples, load_image_text_pairs
+    from .streaming import SkipCounter, SkippedSamplesCallback, load_image_text_pairs
+    from .tars import iter_tar_samples
 
 
 def __getattr__(name: str) -> Any:

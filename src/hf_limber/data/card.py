@@ -233,6 +233,8 @@ def write_scenes_card(out: Path, dataset: DatasetDict, plan: BuildPlan, report: 
     chosen = write_example_grids(out, dataset, 8, list(plan.report.found))
     total = sum(split.num_rows for split in dataset.values())
     params = report["parameters"]
+    share = params.get("patch_probability", 0.4)
+    squares = f"{share:.0%} of them on a coloured square" if share else "none on a coloured square"
     samples = []
     for style, (split, indices) in chosen.items():
         row = dataset[split][indices[0]]
@@ -248,7 +250,7 @@ def write_scenes_card(out: Path, dataset: DatasetDict, plan: BuildPlan, report: 
         _front_matter(plan, "Emoji scenes", ["image-to-text", "visual-question-answering"], total),
         "# Emoji scenes for captioning and question answering",
         f"{total} canvases of {params['image_size']}x{params['image_size']} px, each with 1-3 emoji of one style "
-        f"placed in a {params['grid']}x{params['grid']} grid, small or large, some on a coloured square. Each "
+        f"placed in a {params['grid']}x{params['grid']} grid, small or large, {squares}. Each "
         f"scene has {params['captions_per_scene']} reference captions (as COCO has) naming the emoji, their sizes, "
         "colours and spatial relations, and question-answer pairs (what / where / how many / yes-no) with ten "
         "answers each, as VQA has.",
@@ -256,8 +258,8 @@ def write_scenes_card(out: Path, dataset: DatasetDict, plan: BuildPlan, report: 
             plan,
             report,
             dataset,
-            "rasterised (SVG, font) or resampled (PNG), scaled, and placed on a plain canvas, some over a "
-            "coloured square; no other changes.",
+            "rasterised (SVG, font) or resampled (PNG), scaled, and placed on a plain canvas, "
+            f"{squares}; no other changes.",
             SCENE_SPLITS,
         ),
         "## Columns",

@@ -85,10 +85,14 @@ def scene_features() -> Features:
 class SceneComposer:
     """Draws one scene: distinct cells, sizes and patches chosen by the scene's own RNG."""
 
-    def __init__(self, cache: TileCache, image_size: int, grid: int, background: tuple[int, int, int]) -> None:
+    def __init__(self, cache: TileCache, image_size: int, grid: int, background: tuple[int, int, int],
+                 patch_probability: float = PATCH_PROBABILITY) -> None:
         if grid not in (2, 3):
             raise ValueError(f"grid must be 2 or 3 cells a side (positions are named for those), got {grid}")
+        if not 0 <= patch_probability <= 1:
+            raise ValueError(f"patch_probability is a share of the objects, in [0, 1]; got {patch_probability}")
         self.cache, self.image_size, self.grid, self.background = cache, image_size, grid, background
+        self.patch_probability = patch_probability
         self.cell = image_size / grid
 
     def compose(
@@ -105,7 +109,7 @@ class SceneComposer:
             size = rng.choice(list(SIZE_FRACTIONS))
             pixels = round(SIZE_FRACTIONS[size] * self.cell)
             concept, tile = self._draw_concept(source, index, pool, used, pixels, rng)
-            patch = colour if rng.random() < PATCH_PROBABILITY else None
+            patch = colour if rng.random() < self.patch_probability else None
             left, top = col * self.cell, row * self.cell
             if patch:
                 inset = PATCH_INSET * self.cell
@@ -175,6 +179,7 @@ def build_emoji_scenes(
     npm_dir: str | os.PathLike[str] | None = None,
     validation_fraction: float = 0.1,
     vocabulary: str = "all",
+    patch_probability: float = PATCH_PROBABILITY,
     progress: bool = True,
 ) -> DatasetDict:
     """Build and save the scene dataset; returns the saved ``DatasetDict``.
@@ -184,7 +189,8 @@ def build_emoji_scenes(
     scenes of the same seen concepts and styles: the paper's setting, where the objects of the test
     images were named in training); ``test_novel_concepts`` (training styles, only concepts no
     training caption names); one ``test_<style>`` per held-out style (seen concepts, an artwork style
-    never trained on). Each evaluation split has ``num_test_scenes``. ``vocabulary`` chooses the
+    never trained on). Each evaluation split has ``num_test_scenes``. ``patch_probability`` is the share
+    of objects drawn on a coloured square (the colour questions need some; 0 draws none). ``vocabulary`` chooses the
     concepts (`data.vocabulary`). Every scene is drawn from its own seeded RNG, so a scene does not
     change when other parameters change the number of scenes.
     """
@@ -199,7 +205,7 @@ def build_emoji_scenes(
     named = isinstance(background, str) and not background.startswith("#")
     background_words = f"plain {background}" if named else "plain"
     cache = TileCache(cache_dir)
-    composer = SceneComposer(cache, image_size, grid, fill)
+    composer = SceneComposer(cache, image_size, grid, fill, patch_probability)
     indexes = {style: source.index(plan.catalog) for style, source in plan.report.found.items()}
     candidates = [c for c in plan.catalog.concepts if scene_noun(c)]
     all_nouns = sorted({scene_noun(c) for c in candidates})
@@ -262,6 +268,7 @@ def build_emoji_scenes(
 
     parameters = {"num_scenes": num_scenes, "num_test_scenes": num_test_scenes, "image_size": image_size,
                   "grid": grid, "background": list(fill), "captions_per_scene": captions_per_scene, "seed": seed,
-                  "limit": limit, "validation_fraction": validation_fraction, "vocabulary": vocabulary}
+                  "limit": limit, "validation_fraction": validation_fraction, "vocabulary": vocabulary,
+                  "patch_probability": patch_probability}
     save_build(out_dir, dataset, plan, indexes, cache, len(candidates), parameters, write_scenes_card, started)
     return dataset

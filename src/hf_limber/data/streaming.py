@@ -8,10 +8,10 @@ UTF-8 or a truncated tar ends its stream with an exception. Here they are skippe
 counted in a `SkipCounter` that DataLoader workers share with the main process, and
 `SkippedSamplesCallback` puts the count in the Trainer's logs.
 
-Tar shards are read and grouped into samples by the `webdataset` library
-(``load_dataset("webdataset")`` raises on a bad member mid-shard); a generator around it
-turns an unreadable shard into one counted error record, and datasets' `from_generator`
-does the sharding, since it deals out the shard list in ``gen_kwargs``.
+Tar shards are read by `tars.iter_tar_samples` (the `webdataset` library, with unreadable
+shards and malformed samples as error records), wrapped in datasets' `from_generator`, which
+deals out the shard list in ``gen_kwargs``; ``resampled=True`` draws shards with replacement
+from weighted sources instead (`resampled`: an endless stream).
 """
 
 from __future__ import annotations
@@ -20,26 +20,23 @@ import json
 import logging
 import multiprocessing
 import os
-import tarfile
-from collections.abc import Iterator, Sequence
-from glob import glob
+from collections.abc import Sequence
 from multiprocessing import context as mp_context
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 from transformers import TrainerCallback
-from webdataset.tariterators import base_plus_ext, group_by_keys, tar_file_iterator
 
 from ..images import open_image, to_rgb  # one rule everywhere: transparency on white
+from .resampled import iter_resampled_samples, resolve_sources
+from .tars import iter_tar_samples, shard_versions, tar_shards
 
 if TYPE_CHECKING:
     from datasets import Dataset, IterableDataset
 
 logger = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp", "bmp", "gif")
-TEXT_EXTENSIONS = ("txt", "text", "caption")
 TEXT_COLUMNS = ("text", "caption", "captions", "txt")
 STREAM_SHARDS = 64  # shards made from a map-style dataset: divisible by common world sizes and worker counts
 
@@ -105,107 +102,6 @@ class SkippedSamplesCallback(TrainerCallback):
             logs[self.key] = self.counter.value
         if state.log_history:
             state.log_history[-1][self.key] = self.counter.value
-
-
-def _is_remote(path: str) -> bool:
-    return "://" in path
-
-
-def tar_shards(source: str | os.PathLike[str] | Sequence[str]) -> list[str] | None:
-    """The tar shards a source names (a .tar path, a glob, a folder of .tar files, a list), or None.
-    A local shard that does not exist, or a shard pattern that matches nothing, is an error naming it
-    (a typo would otherwise become a stream of skipped samples and an empty first batch)."""
-    if isinstance(source, (list, tuple)):
-        shards = [str(path) for path in source]
-    else:
-        text = str(source)
-        if any(mark in text for mark in "*?["):
-            shards = [] if _is_remote(text) else sorted(glob(os.path.expanduser(text)))
-            if not shards and ".tar" in text and not _is_remote(text):
-                raise FileNotFoundError(f"No tar shard matches {text}: check the path and the pattern.")
-            return shards or None
-        if text.endswith(".tar"):
-            shards = [text]
-        elif Path(text).is_dir():
-            return sorted(str(path) for path in Path(text).glob("*.tar")) or None
-        else:
-            return None
-    missing = [shard for shard in shards if not _is_remote(shard) and not Path(shard).expanduser().is_file()]
-    if missing:
-        raise FileNotFoundError(f"Tar shard(s) not found: {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}. "
-                                "Check the paths.")
-    return shards
-
-
-def _sample(key: str, fields: dict[str, bytes]) -> dict[str, Any]:
-    image_ext = next((ext for ext in IMAGE_EXTENSIONS if ext in fields), None)
-    text_ext = next((ext for ext in TEXT_EXTENSIONS if ext in fields), None)
-    error, text = None, None
-    if image_ext is None:
-        error = f"no image file ({', '.join(IMAGE_EXTENSIONS)})"
-    elif text_ext is None:
-        error = f"no caption file ({', '.join(TEXT_EXTENSIONS)})"
-    else:
-        try:
-            text = fields[text_ext].decode("utf-8")
-        except UnicodeDecodeError as exc:
-            error = f"caption is not UTF-8: {exc}"
-    image = {"bytes": fields[image_ext], "path": f"{key}.{image_ext}"} if image_ext and not error else None
-    return {"key": key, "image": image, "text": text, "error": error}
-
-
-def shard_versions(shards: list[str]) -> list[str]:
-    """Size and modification time of each local shard: `from_generator` caches its table by its
-    arguments, so these make a rewritten shard a new table instead of stale rows."""
-    versions = []
-    for shard in shards:
-        stat = None if _is_remote(shard) else Path(shard).expanduser().stat()
-        versions.append(f"{stat.st_size}:{stat.st_mtime_ns}" if stat else "")
-    return versions
-
-
-def _key_and_extension(name: str) -> tuple[str | None, str | None]:
-    """``dir/KEY.seg.jpg`` -> (``dir/KEY``, ``jpg``): webdataset's grouping key, and the extension alone
-    (webdataset's own suffix would be ``seg.jpg``)."""
-    key, suffix = base_plus_ext(name)
-    return key, suffix and suffix.rsplit(".", 1)[-1]
-
-
-def iter_tar_samples(shards: list[str], versions: list[str] | None = None) -> Iterator[dict[str, Any]]:
-    """Samples of img2dataset-style shards (members ``KEY.jpg`` + ``KEY.txt`` next to each other), read
-    and grouped by the `webdataset` library; opened with fsspec, so any URL fsspec knows works.
-
-    A shard that cannot be read on (truncated, not a tar) yields one error record, its partial last
-    sample is dropped, and the stream moves to the next shard; a sample with two files of one
-    extension yields an error record too. `versions` (`shard_versions`) only key datasets' cache.
-    """
-    import fsspec
-
-    for shard in shards:
-        key, duplicates = None, []
-
-        def note_duplicate(error: Exception) -> bool:
-            if not isinstance(error, ValueError):  # group_by_keys raises ValueError only for a duplicate
-                raise error
-            duplicates.append(error)
-            return True  # keep grouping the shard
-
-        try:
-            with fsspec.open(shard, "rb") as raw:
-                files = ({**member, "__url__": shard} for member in tar_file_iterator(raw))
-                for sample in group_by_keys(files, keys=_key_and_extension, handler=note_duplicate):
-                    while duplicates:
-                        yield _error(f"{shard}:{key}", f"two files of one kind in a sample: {duplicates.pop(0)}")
-                    key = sample["__key__"]
-                    yield _sample(key, {ext: data for ext, data in sample.items() if not ext.startswith("__")})
-        except (tarfile.TarError, OSError, EOFError) as error:
-            yield _error(f"{shard}:{key}", f"unreadable shard {shard}: {error}")
-        for error in duplicates:
-            yield _error(f"{shard}:{key}", f"two files of one kind in a sample: {error}")
-
-
-def _error(key: str, reason: str) -> dict[str, Any]:
-    return {"key": key, "image": None, "text": None, "error": reason}
 
 
 def _check(example: dict[str, Any]) -> tuple[str | None, Image.Image | None, str | None]:
@@ -352,6 +248,9 @@ def load_image_text_pairs(
     rank: int | None = None,
     world_size: int | None = None,
     counter: SkipCounter | None = None,
+    resampled: bool = False,
+    weights: Sequence[float] | None = None,
+    seed: int = 0,
 ) -> IterableDataset | Dataset:
     """Image-text pairs as ``{"image": PIL.Image (RGB), "text": str}`` from any supported source.
 
@@ -364,23 +263,36 @@ def load_image_text_pairs(
     which is also set as the result's ``skip_counter`` attribute. With ``streaming=False``
     a map-style dataset is returned after one checking pass (no per-process split:
     the Trainer's sampler does that).
+
+    ``resampled=True`` (tar shards, streaming; open_clip's ``--dataset-resampled``): an endless
+    stream that draws shards with replacement, each sample from one of several sources (a
+    ``"::"``-separated string or a list of sources) with probability proportional to ``weights``;
+    every rank and worker draws its own stream, seeded by ``seed``. Train on it with ``max_steps``.
     """
     from datasets import Dataset, Features, Image, IterableDataset, Value
 
     counter = counter if counter is not None else SkipCounter()
-    shards = tar_shards(source)
-    if shards is not None:
-        features = Features(
-            {"key": Value("string"), "image": Image(decode=False), "text": Value("string"), "error": Value("string")}
-        )
-        if streaming:
-            raw = IterableDataset.from_generator(iter_tar_samples, gen_kwargs={"shards": shards}, features=features)
-        else:
-            raw = Dataset.from_generator(iter_tar_samples, features=features,
-                                         gen_kwargs={"shards": shards, "versions": shard_versions(shards)})
-        image_column, text_column = "image", "text"
+    features = Features(
+        {"key": Value("string"), "image": Image(decode=False), "text": Value("string"), "error": Value("string")}
+    )
+    shards = None if resampled else tar_shards(source)
+    if resampled:
+        if not streaming:
+            raise ValueError("resampled=True draws an endless stream: pass streaming=True (and train with max_steps).")
+        sources, weights = resolve_sources(source, weights)
+        # The one list argument is what datasets deals to ranks and workers: stream ids, each seeding a draw.
+        raw = IterableDataset.from_generator(iter_resampled_samples, features=features, gen_kwargs={
+            "streams": list(range(STREAM_SHARDS)), "sources": sources, "weights": weights, "seed": seed})
+    elif shards is not None and streaming:
+        raw = IterableDataset.from_generator(iter_tar_samples, gen_kwargs={"shards": shards}, features=features)
+    elif shards is not None:
+        raw = Dataset.from_generator(iter_tar_samples, features=features,
+                                     gen_kwargs={"shards": shards, "versions": shard_versions(shards)})
     else:
         raw = _open_source(str(source), split, streaming, counter)
+    if resampled or shards is not None:
+        image_column, text_column = "image", "text"
+    else:
         image_column, text_column = _columns(raw.features, image_column, text_column)
         raw = raw.select_columns([image_column, text_column]).cast_column(image_column, Image(decode=False))
         if image_column != "image" or text_column != "text":

@@ -37,6 +37,11 @@ class ClipRecipeArguments:
     image_column: str | None = None
     text_column: str | None = None
     streaming: bool = field(default=False, metadata={"help": "stream the data (needs max_steps)"})
+    dataset_resampled: bool = field(default=False, metadata={
+        "help": "tar shards, streaming: draw training shards with replacement, an endless stream per rank and "
+        "worker (open_clip's --dataset-resampled); `dataset` may join several sources with '::'"})
+    dataset_weights: list[float] | None = field(default=None, metadata={
+        "help": "with dataset_resampled: one weight per '::' source, the share of samples drawn from it"})
     tokenizer: str = field(default="train", metadata={
         "help": "'train': a new BPE on the training captions; 'clip': the released CLIP vocabulary; or a folder"})
     vocab_size: int = 8192
@@ -114,8 +119,17 @@ def train_clip(args: ClipRecipeArguments, training_args: ContrastiveTrainingArgu
         training_args.eval_strategy = "no"  # eval_split: null turns evaluation off
     set_seed(training_args.seed)
     # rank 0 of 1: the Trainer's accelerate data loader splits the stream across processes itself.
+    if args.dataset_resampled and not (args.streaming and training_args.max_steps > 0):
+        raise ValueError("dataset_resampled draws an endless stream: set streaming: true and max_steps.")
+    if args.dataset_resampled and args.tokenizer == "train" and not Path(args.model).is_dir():
+        raise ValueError("tokenizer: train reads every training caption, and a resampled stream never ends: "
+                         "use tokenizer: clip or a tokenizer folder.")
+    if args.dataset_weights and not args.dataset_resampled:
+        raise ValueError("dataset_weights mixes sources of a resampled stream: set dataset_resampled: true.")
     pairs = {split: load_image_text_pairs(args.dataset, split, streaming=args.streaming, image_column=args.image_column,
-                                          text_column=args.text_column, rank=0, world_size=1)
+                                          text_column=args.text_column, rank=0, world_size=1,
+                                          resampled=args.dataset_resampled and split == args.train_split,
+                                          weights=args.dataset_weights, seed=training_args.seed)
              for split in (args.train_split, args.eval_split) if split}
     if Path(args.model).is_dir():
         # Fine-tuning may switch the objective (a new logit bias starts at the config's value) or add patch dropout.
