@@ -2,7 +2,7 @@
 under a generator that turns an unreadable shard into one counted record) against the hand-written reader
 it replaced (issue 19), webdataset's own `WebDataset` pipeline, and Python's `tarfile` alone (the floor:
 every member's bytes, no grouping). Then the whole stream `load_image_text_pairs` gives the Trainer, images
-decoded to RGB.
+decoded to RGB, read once in order or resampled (shards drawn with replacement, the same number of samples).
 
     .venv/bin/python -m bench.tar_reader [--shards 8 --per-shard 500 --repeats 5]
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import itertools
 import tarfile
 import tempfile
 from collections.abc import Iterator
@@ -98,8 +99,11 @@ def main() -> None:
         print(f"Tar shard reading on {cpu_name()}: {args.shards} shards x "
               f"{args.per_shard} samples (64-px PNG + txt + json), {args.repeats} rounds\n")
         print(comparison_table(cases, ours="hf_limber (webdataset)", unit="samples/s"))
+        resampled = load_image_text_pairs(shards, rank=0, world_size=1, resampled=True)
         stream = [Case("load_image_text_pairs stream", lambda: count(load_image_text_pairs(shards, rank=0,
-                       world_size=1), samples), items=samples)]
+                       world_size=1), samples), items=samples),
+                  Case("resampled stream", lambda: count(itertools.islice(resampled, samples), samples),
+                       items=samples)]
         compare(stream, max(1, args.repeats // 2))
         print("\nThe Trainer's stream (datasets IterableDataset, images decoded to RGB):\n")
         print(comparison_table(stream, ours="load_image_text_pairs stream", unit="samples/s"))

@@ -207,12 +207,16 @@ def test_same_seed_gives_identical_scenes(built, tmp_path, tile_cache):
         assert a.to_dict() == b.to_dict(), split
 
 
-def test_patch_probability_sets_the_share_of_objects_on_coloured_squares(built, tmp_path, tile_cache):
+def test_patch_probability_and_object_sizes_are_options(built, tmp_path, tile_cache):
     _, default = built
     patches = [o["patch_color"] for row in default["train"] for o in row["objects"]]
     assert 0 < sum(p is not None for p in patches) < len(patches)  # the default draws some (40%)
-    plain = build_emoji_scenes(tmp_path / "plain", cache_dir=tile_cache, **{**BUILD, "patch_probability": 0.0})
+    plain = build_emoji_scenes(tmp_path / "plain", cache_dir=tile_cache,
+                               **{**BUILD, "patch_probability": 0.0, "object_sizes": (0.5, 1.0)})
     assert all(o["patch_color"] is None for row in plain["train"] for o in row["objects"])
+    cell = SIZE // GRID
+    assert {o["size"]: o["box"][2] - o["box"][0] for row in plain["train"] for o in row["objects"]} == \
+        {"small": cell // 2, "large": cell}
     # The scenes' own draws stay in step up to the first patch: the same cells, the same first object.
     def layout(rows):
         return [([(o["row"], o["col"]) for o in row["objects"]], row["objects"][0]["noun"]) for row in rows]
@@ -220,6 +224,8 @@ def test_patch_probability_sets_the_share_of_objects_on_coloured_squares(built, 
     assert layout(plain["train"]) == layout(default["train"])
     with pytest.raises(ValueError, match="patch_probability"):
         build_emoji_scenes(tmp_path / "bad", cache_dir=tile_cache, **{**BUILD, "patch_probability": 1.5})
+    with pytest.raises(ValueError, match="object_sizes"):
+        build_emoji_scenes(tmp_path / "bad", cache_dir=tile_cache, **{**BUILD, "object_sizes": (0.8, 0.5)})
 
 
 def test_card_and_report(built):

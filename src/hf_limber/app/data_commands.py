@@ -51,6 +51,7 @@ SCENES_OPTIONS = {
     "captions_per_scene": Option("reference captions per scene", flag="--captions"),
     "patch_probability": Option("share of objects drawn on a coloured square (the colour questions ask about "
                                 "them; 0: none)"),
+    "object_sizes": Option("sides of small and large objects as shares of a cell's side (two numbers)", nargs=2),
 }
 
 

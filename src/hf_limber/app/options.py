@@ -32,7 +32,7 @@ class Option:
     # Parses the whole value (e.g. a comma-separated list); without it the field's type decides, and a
     # sequence field takes several values.
     type: Callable[[str], Any] | None = None
-    nargs: str = "*"  # for sequence fields: "+" where an empty list makes no sense
+    nargs: str | int = "*"  # for sequence fields: "+" where an empty list makes no sense, or a count
     choices: Sequence[Any] | None = None
 
 

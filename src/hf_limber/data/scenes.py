@@ -38,8 +38,8 @@ PATCH_COLOURS: dict[str, tuple[int, int, int]] = {
     "purple": (147, 51, 234),
     "orange": (249, 115, 22),
 }
-# Of a grid cell's side; a large emoji still leaves a rim of its coloured square visible.
-SIZE_FRACTIONS = {"small": 0.45, "large": 0.75}
+# Of a grid cell's side (small, large); a large emoji still leaves a rim of its coloured square visible.
+OBJECT_SIZES = (0.45, 0.75)
 PATCH_PROBABILITY = 0.4
 PATCH_INSET = 0.04  # leaves a background gap between neighbouring patches
 PATCH_RADIUS = 0.08  # of a cell's side: the patches' rounded corners
@@ -86,13 +86,17 @@ class SceneComposer:
     """Draws one scene: distinct cells, sizes and patches chosen by the scene's own RNG."""
 
     def __init__(self, cache: TileCache, image_size: int, grid: int, background: tuple[int, int, int],
-                 patch_probability: float = PATCH_PROBABILITY) -> None:
+                 patch_probability: float = PATCH_PROBABILITY, object_sizes: Sequence[float] = OBJECT_SIZES) -> None:
         if grid not in (2, 3):
             raise ValueError(f"grid must be 2 or 3 cells a side (positions are named for those), got {grid}")
         if not 0 <= patch_probability <= 1:
             raise ValueError(f"patch_probability is a share of the objects, in [0, 1]; got {patch_probability}")
         self.cache, self.image_size, self.grid, self.background = cache, image_size, grid, background
-        self.patch_probability = patch_probability
+        small, large = object_sizes if len(object_sizes) == 2 else (0, 0)
+        if not 0 < small < large <= 1:
+            raise ValueError(f"object_sizes is (small, large), shares of a cell's side with 0 < small < large <= 1; "
+                             f"got {tuple(object_sizes)}")
+        self.patch_probability, self.sizes = patch_probability, {"small": small, "large": large}
         self.cell = image_size / grid
 
     def compose(
@@ -106,8 +110,8 @@ class SceneComposer:
         placed: list[Placed] = []
         used: set[str] = set()
         for (row, col), colour in zip(cells, colours, strict=True):
-            size = rng.choice(list(SIZE_FRACTIONS))
-            pixels = round(SIZE_FRACTIONS[size] * self.cell)
+            size = rng.choice(list(self.sizes))
+            pixels = round(self.sizes[size] * self.cell)
             concept, tile = self._draw_concept(source, index, pool, used, pixels, rng)
             patch = colour if rng.random() < self.patch_probability else None
             left, top = col * self.cell, row * self.cell
@@ -180,6 +184,7 @@ def build_emoji_scenes(
     validation_fraction: float = 0.1,
     vocabulary: str = "all",
     patch_probability: float = PATCH_PROBABILITY,
+    object_sizes: Sequence[float] = OBJECT_SIZES,
     progress: bool = True,
 ) -> DatasetDict:
     """Build and save the scene dataset; returns the saved ``DatasetDict``.
@@ -190,7 +195,8 @@ def build_emoji_scenes(
     images were named in training); ``test_novel_concepts`` (training styles, only concepts no
     training caption names); one ``test_<style>`` per held-out style (seen concepts, an artwork style
     never trained on). Each evaluation split has ``num_test_scenes``. ``patch_probability`` is the share
-    of objects drawn on a coloured square (the colour questions need some; 0 draws none). ``vocabulary`` chooses the
+    of objects drawn on a coloured square (the colour questions need some; 0 draws none);
+    ``object_sizes`` the sides of small and large objects as shares of a cell's side. ``vocabulary`` chooses the
     concepts (`data.vocabulary`). Every scene is drawn from its own seeded RNG, so a scene does not
     change when other parameters change the number of scenes.
     """
@@ -205,7 +211,7 @@ def build_emoji_scenes(
     named = isinstance(background, str) and not background.startswith("#")
     background_words = f"plain {background}" if named else "plain"
     cache = TileCache(cache_dir)
-    composer = SceneComposer(cache, image_size, grid, fill, patch_probability)
+    composer = SceneComposer(cache, image_size, grid, fill, patch_probability, object_sizes)
     indexes = {style: source.index(plan.catalog) for style, source in plan.report.found.items()}
     candidates = [c for c in plan.catalog.concepts if scene_noun(c)]
     all_nouns = sorted({scene_noun(c) for c in candidates})
@@ -269,6 +275,6 @@ def build_emoji_scenes(
     parameters = {"num_scenes": num_scenes, "num_test_scenes": num_test_scenes, "image_size": image_size,
                   "grid": grid, "background": list(fill), "captions_per_scene": captions_per_scene, "seed": seed,
                   "limit": limit, "validation_fraction": validation_fraction, "vocabulary": vocabulary,
-                  "patch_probability": patch_probability}
+                  "patch_probability": patch_probability, "object_sizes": list(object_sizes)}
     save_build(out_dir, dataset, plan, indexes, cache, len(candidates), parameters, write_scenes_card, started)
     return dataset
