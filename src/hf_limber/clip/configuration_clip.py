@@ -43,6 +43,16 @@ def _check_sizes(config_name: str, sizes: dict[str, Any], rates: dict[str, Any])
             _fail(config_name, field, f"must be a probability in [0, 1), got {value!r}", "The paper uses 0.0.")
 
 
+def _set_block_fields(config: PretrainedConfig, projection_dim: int, hidden_act: str, layer_norm_eps: float,
+                      attention_dropout: float, dropout: float) -> None:
+    """The fields both towers' residual blocks and output projections read, set in one place."""
+    config.projection_dim = projection_dim
+    config.hidden_act = hidden_act
+    config.layer_norm_eps = layer_norm_eps
+    config.attention_dropout = attention_dropout
+    config.dropout = dropout
+
+
 class ClipTextConfig(PretrainedConfig):
     """The causal text Transformer: BPE tokens in, the end-of-text token's state out."""
 
@@ -78,11 +88,7 @@ class ClipTextConfig(PretrainedConfig):
         self.num_hidden_layers = num_hidden_layers
         self.num_attention_heads = num_attention_heads or max(1, hidden_size // HEAD_WIDTH)
         self.max_position_embeddings = max_position_embeddings
-        self.projection_dim = projection_dim
-        self.hidden_act = hidden_act
-        self.layer_norm_eps = layer_norm_eps
-        self.attention_dropout = attention_dropout
-        self.dropout = dropout
+        _set_block_fields(self, projection_dim, hidden_act, layer_norm_eps, attention_dropout, dropout)
         super().__init__(
             pad_token_id=pad_token_id, bos_token_id=bos_token_id, eos_token_id=eos_token_id, **kwargs
         )
@@ -150,11 +156,7 @@ class ClipVisionConfig(PretrainedConfig):
         self.num_attention_heads = num_attention_heads
         self.intermediate_size = intermediate_size or 4 * hidden_size
         self.patch_size = patch_size
-        self.projection_dim = projection_dim
-        self.hidden_act = hidden_act
-        self.layer_norm_eps = layer_norm_eps
-        self.attention_dropout = attention_dropout
-        self.dropout = dropout
+        _set_block_fields(self, projection_dim, hidden_act, layer_norm_eps, attention_dropout, dropout)
         # FLIP (Li et al. 2023): the share of a ViT's patch tokens dropped at random in training, never in eval.
         self.patch_dropout = patch_dropout
         super().__init__(**kwargs)
