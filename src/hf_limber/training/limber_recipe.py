@@ -159,8 +159,11 @@ def _training_data(args: LimberArguments) -> tuple[Dataset | IterableDataset, Da
             args.image_column, args.caption_column)
 
 
+PROJECTION_INITS = ("random", "ridge", "ridge-dual")
+
+
 def _ridge_start(model: LimberForCausalLM, processor: LimberProcessor, train: Dataset, image_column: str,
-                 caption_column: str, examples: int) -> None:
+                 caption_column: str, examples: int, dual: bool) -> None:
     rows = train.select(range(min(examples, len(train))))
     captions = [[texts] if isinstance(texts, str) else list(texts) for texts in rows[caption_column]]
     if FEATURE_COLUMN in rows.column_names:
