@@ -64,9 +64,9 @@ def test_compare_encoders_runs_every_encoder_and_k_with_seeds(recipe, capsys):
     settings = {"clip", "labels", "random", "clip-ft", "clip-grid-all", "clip-pooled-k1", "clip-pooled-k2",
                 "clip-grid-pool2"}
     assert {f"{setting}-seed{seed}" for setting in settings for seed in (0, 1)} <= set(results)
-    assert results["clip-grid-all-seed0"]["report"]["steps"] == 1 and results["clip-seed0"]["report"]["steps"] == 2
-    assert [results[f"clip-pooled-k{k}-seed1"]["report"]["k"] for k in (1, 2)] == [1, 2]
-    assert results["clip-grid-pool2-seed0"]["report"]["k"] * 4 == results["clip-seed0"]["report"]["k"] == 16
+    assert results["clip-grid-all-seed0"]["steps"] == 1 and results["clip-seed0"]["steps"] == 2
+    assert [results[f"clip-pooled-k{k}-seed1"]["k"] for k in (1, 2)] == [1, 2]
+    assert results["clip-grid-pool2-seed0"]["k"] * 4 == results["clip-seed0"]["k"] == 16
     assert set(results["labels-seed0"]["report"]["vqa"]) == {"0", "1"} and "vqa" not in results["clip-pooled-k1-seed0"]["report"]
     # Seeds give different projections; every run is evaluated on the same scenes.
     first, second = (LimberForCausalLM.from_pretrained(root / "out" / "limber" / f"clip-seed{seed}") for seed in (0, 1))
@@ -94,5 +94,14 @@ def test_compare_encoders_runs_every_encoder_and_k_with_seeds(recipe, capsys):
     for plot in ("encoders.png", "k_study.png"):
         assert (root / "docs" / "comparison" / plot).read_bytes()[:4] == b"\x89PNG"
 
+    # One stage runner (the quickstart's): a second run reuses every stage; the features are cached once
+    # per encoder and form, and each run trained and evaluated in a stage of its own.
+    stages = json.loads((root / "out" / "stages.json").read_text())["stages"]
+    assert set(results) < set(stages) and sum(name.startswith("features-") for name in stages) == 5
+    capsys.readouterr()
     assert main(["compare-encoders", str(path)]) == 0
-    assert capsys.readouterr().out.count("reused") == len(results) - 1  # all but the "_seconds" entry
+    assert capsys.readouterr().out.count("reused") == len(stages)
+    # A new seed runs its own stages only.
+    assert main(["compare-encoders", str(path), "--seeds", "0", "1", "2"]) == 0
+    log = capsys.readouterr().out
+    assert log.count("reused") == len(stages) and "clip-seed2: LiMBeR" in log

@@ -149,7 +149,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     out = args.out or Path(args.model) / f"eval-{settings.split}"
     write_limber_report(evaluation, dataset_dict[settings.split], settings, out,
                         {"model": str(args.model), "dataset": str(args.dataset), "scorer": scorer_path})
-    print((out / "report.md").read_text().split("\n\n![", 1)[0])
+    print(evaluation.to_markdown(str(args.model)))
     print(f"Report, table and plots in {out}")
     if args.card:
         from ..evaluation.limber_report import card_results

@@ -4,7 +4,8 @@ overrides, or a command's own options), grouped in named stages.
 Each finished stage is recorded in `OUT/stages.json` with its command lines, a digest of the recipe
 files they name, and wall time. A second run skips the stages that finished with the same command lines
 and recipes; a stage that runs (new, interrupted, or with a changed command line or recipe) is followed
-by every stage after it (they may read its outputs). A training command whose
+by every stage after it that reads its outputs: by default every later stage, or those naming it in
+`needs` (compare-encoders: a run needs only its features). A training command whose
 output folder holds a checkpoint of an interrupted run resumes from it.
 """
 
@@ -31,6 +32,8 @@ class Stage:
     commands: list[list[str]]
     # Training output folders: a checkpoint there means an interrupted run to resume.
     resumes: list[str] = field(default_factory=list)
+    # Names of the earlier stages whose outputs this one reads (None: all of them).
+    needs: list[str] | None = None
 
 
 def load_stages(path: str | Path, variables: dict[str, str]) -> list[Stage]:
@@ -81,15 +84,16 @@ def run_stages(
     state_path = out / STATE_FILE
     state = json.loads(state_path.read_text()) if state_path.exists() else {}
     finished: dict[str, Any] = state.get("stages", {})
-    changed = False
+    ran: list[str] = []
     for number, stage in enumerate(stages, 1):
         previous = finished.get(stage.name)
         recipes = recipe_digest(stage.commands)
+        upstream_ran = bool(ran) if stage.needs is None else any(name in ran for name in stage.needs)
         if (previous is not None and previous["commands"] == stage.commands and previous.get("recipes") == recipes
-                and not changed):
+                and not upstream_ran):
             log(f"[{number}/{len(stages)}] {stage.name}: done in an earlier run ({previous['seconds']:.0f} s), reused")
             continue
-        changed = True  # what this stage writes may differ now: the stages after it run again too
+        ran.append(stage.name)  # what this stage writes may differ now: the stages reading it run again too
         log(f"[{number}/{len(stages)}] {stage.name}: {stage.description}")
         started = time.perf_counter()
         for command in stage.commands:

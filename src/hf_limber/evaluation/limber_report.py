@@ -58,6 +58,17 @@ class LimberEvaluation:
     lexical: Any = field(repr=False)
     rows: list[int] = field(repr=False)
 
+    def to_markdown(self, model: str = "model") -> str:
+        """The split, the metrics with their intervals and example captions (report.md without its plots)."""
+        return report_markdown({"model": model, **self.report})
+
+
+def report_markdown(report: dict[str, Any]) -> str:
+    table = comparison_table({report.get("model", "model"): summary_row(report)})
+    examples = "\n".join(f"- generated: “{e['generated']}” — reference: “{e['references'][0]}”"
+                         for e in report["examples"])
+    return f"Split `{report['split']}`, {report['num_examples']} images.\n\n{table}\n{interval_table(report)}\n{examples}\n"
+
 
 def sentence_end_ids(tokenizer: Any) -> list[int]:
     """Token ids that end a sentence or a line (".", "!", "?" alone or ending a short token, newlines)."""
@@ -302,12 +313,7 @@ def write_limber_report(evaluation: LimberEvaluation, dataset: Any, settings: Li
                                    evaluation.captions[:6], evaluation.references[:6], out / "examples.png")]
     report["plots"] = [plot.name for plot in plots]
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    table = comparison_table({report.get("model", "model"): summary_row(report)})
-    examples = "\n".join(f"- generated: “{e['generated']}” — reference: “{e['references'][0]}”"
-                         for e in report["examples"])
-    (out / "report.md").write_text(f"Split `{report['split']}`, {report['num_examples']} images.\n\n{table}\n"
-                                   f"{interval_table(report)}\n{examples}\n"
-                                   + "".join(f"\n![{p.stem}]({p.name})\n" for p in plots))
+    (out / "report.md").write_text(report_markdown(report) + "".join(f"\n![{p.stem}]({p.name})\n" for p in plots))
     return out
 
 
