@@ -71,6 +71,7 @@ STARTUP = {
     "hf_limber.app.data_commands": "hf-limber --help stays fast",
     "hf_limber.app.hub_commands": "hf-limber --help stays fast",
     "hf_limber.app.quickstart": "hf-limber --help stays fast; it runs the CLI's own commands (cli imports it by name)",
+    "hf_limber.app.compare": "it runs the CLI's own commands, and the CLI imports the command that imports it",
     "hf_limber.data.emoji": "`import hf_limber.data` stays light (the CLI imports it); TODO: data/card.py could "
                             "import at the top once data/emoji.py settles",
     "hf_limber.data.scenes": "`import hf_limber.data` stays light; TODO(data/scenes.py, owned by another change)",
