@@ -50,7 +50,7 @@ class LimberArguments:
     projection_dropout: float = 0.1
     projection_init: str = field(default="random", metadata={
         "help": "random (the paper), or ridge: least squares from image features to the caption words' embeddings "
-        "(training.limber_init), refined by training; ridge-dual: to the words' dual vectors (limber_init.dual_basis)"})
+        "(training.limber_init), refined by training"})
     ridge_examples: int = field(default=10000, metadata={
         "help": "training images the ridge start is solved on (more fit it better: it is solved in seconds)"})
     train_image_encoder: bool = field(default=False, metadata={
@@ -159,11 +159,8 @@ def _training_data(args: LimberArguments) -> tuple[Dataset | IterableDataset, Da
             args.image_column, args.caption_column)
 
 
-PROJECTION_INITS = ("random", "ridge", "ridge-dual")
-
-
 def _ridge_start(model: LimberForCausalLM, processor: LimberProcessor, train: Dataset, image_column: str,
-                 caption_column: str, examples: int, dual: bool) -> None:
+                 caption_column: str, examples: int) -> None:
     rows = train.select(range(min(examples, len(train))))
     captions = [[texts] if isinstance(texts, str) else list(texts) for texts in rows[caption_column]]
     if FEATURE_COLUMN in rows.column_names:
@@ -174,7 +171,7 @@ def _ridge_start(model: LimberForCausalLM, processor: LimberProcessor, train: Da
                                            return_tensors="pt")["pixel_values"]
         with torch.no_grad():
             features = torch.cat([model.image_features(chunk) for chunk in pixels.split(64)])
-    ridge_init_(model, features, captions, processor.tokenizer, dual=dual)
+    ridge_init_(model, features, captions, processor.tokenizer)
 
 
 def train_limber(args: LimberArguments, training_args: LimberTrainingArguments) -> LimberForCausalLM:
@@ -187,11 +184,10 @@ def train_limber(args: LimberArguments, training_args: LimberTrainingArguments) 
     train, evaluation, image_column, caption_column = _training_data(args)
     if evaluation is None:
         training_args.eval_strategy = "no"  # eval_split: null (or no such split) turns evaluation off
-    if args.projection_init not in PROJECTION_INITS:
-        raise ValueError(f"projection_init: {args.projection_init!r} is not one of {PROJECTION_INITS}.")
-    if args.projection_init.startswith("ridge") and resume is None:
-        _ridge_start(model, processor, train, image_column, caption_column, args.ridge_examples,
-                     dual=args.projection_init == "ridge-dual")
+    if args.projection_init == "ridge" and resume is None:
+        _ridge_start(model, processor, train, image_column, caption_column, args.ridge_examples)
+    elif args.projection_init not in ("random", "ridge"):
+        raise ValueError(f"projection_init: {args.projection_init!r} is neither 'random' nor 'ridge'.")
     collator = CaptionCollator(processor, image_column=image_column, caption_column=caption_column,
                                seed=training_args.seed)
     trainer = Trainer(model=model, args=training_args, data_collator=collator, train_dataset=train,
