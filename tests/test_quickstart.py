@@ -191,3 +191,13 @@ def test_an_edited_recipe_makes_its_stage_and_the_ones_after_it_run_again(tmp_pa
     recipe.write_text("learning_rate: 0.01\n")
     run()
     assert ran[3:] == ["train", "eval"]
+
+
+def test_every_command_of_the_real_run_file_parses():
+    """recipes/quickstart.yaml's own command lines (the tests above run toy ones) are valid hf-limber commands."""
+    from hf_limber.cli import build_parser
+
+    parser = build_parser()
+    for stage in load_stages(RUN_FILE, {"out": "runs/quickstart", "recipes": str(RUN_FILE.parent)}):
+        for command in stage.commands:
+            parser.parse_args(command)  # argparse exits on an unknown option or a bad value
