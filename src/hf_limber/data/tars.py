@@ -98,6 +98,10 @@ def iter_tar_samples(shards: list[str], versions: list[str] | None = None) -> It
     for shard in shards:
         key, duplicates = None, []
 
+        def duplicate_errors() -> Iterator[dict[str, Any]]:
+            while duplicates:
+                yield _error(f"{shard}:{key}", f"two files of one kind in a sample: {duplicates.pop(0)}")
+
         def note_duplicate(error: Exception) -> bool:
             if not isinstance(error, ValueError):  # group_by_keys raises ValueError only for a duplicate
                 raise error
@@ -108,14 +112,12 @@ def iter_tar_samples(shards: list[str], versions: list[str] | None = None) -> It
             with fsspec.open(shard, "rb") as raw:
                 files = ({**member, "__url__": shard} for member in tar_file_iterator(raw))
                 for sample in group_by_keys(files, keys=_key_and_extension, handler=note_duplicate):
-                    while duplicates:
-                        yield _error(f"{shard}:{key}", f"two files of one kind in a sample: {duplicates.pop(0)}")
+                    yield from duplicate_errors()
                     key = sample["__key__"]
                     yield _sample(key, {ext: data for ext, data in sample.items() if not ext.startswith("__")})
         except (tarfile.TarError, OSError, EOFError) as error:
             yield _error(f"{shard}:{key}", f"unreadable shard {shard}: {error}")
-        for error in duplicates:
-            yield _error(f"{shard}:{key}", f"two files of one kind in a sample: {error}")
+        yield from duplicate_errors()
 
 
 def _error(key: str, reason: str) -> dict[str, Any]:

@@ -9,7 +9,8 @@ import torch
 from datasets import Array2D, Dataset, DatasetDict, IterableDataset, load_from_disk
 from transformers import AutoTokenizer, Trainer, TrainingArguments, set_seed
 
-from ..data.streaming import load_image_text_pairs, tar_shards
+from ..data.streaming import load_image_text_pairs
+from ..data.tars import tar_shards
 from ..images import prepare_image
 from ..limber.modeling_limber import LimberForCausalLM
 from ..limber.processing_limber import LimberProcessor
