@@ -38,7 +38,7 @@ def _recipe_overrides(args: CompareArguments, run: Run, encoder: str) -> list[st
             "--token_pool", str(run.token_pool)]
 
 
-def run_stages_of(args: CompareArguments, encoders: dict[str, str], out: Path) -> list[Stage]:
+def comparison_stages(args: CompareArguments, encoders: dict[str, str], out: Path) -> list[Stage]:
     """Stages for the shared runner: each encoder's features cached once, then per run its training and
     evaluation, as `hf-limber` commands (the LiMBeR recipe plus this run's overrides). A run needs only
     its own features, so adding seeds or settings reruns nothing that finished."""
@@ -94,7 +94,7 @@ def compare_encoders(args: CompareArguments) -> Path:
 
     out = Path(args.out)
     encoders = prepare_encoders(args, out)
-    state = run_stages(run_stages_of(args, encoders, out), out, cli)
+    state = run_stages(comparison_stages(args, encoders, out), out, cli)
     results = {}
     for run in planned_runs(args):
         model_dir = out / "limber" / run.name
