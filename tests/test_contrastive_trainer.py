@@ -197,6 +197,23 @@ def test_bf16_warning_only_where_bf16_is_emulated(tmp_path, monkeypatch, bf16, n
     assert (precision.slow_bf16_message(args) is not None) == warns
 
 
+@pytest.mark.parametrize("choice, native, bf16", [("auto", True, True), ("auto", False, False), ("fp32", True, False),
+                                                  ("bf16", False, True), (None, True, False)])
+def test_precision_auto_follows_the_cpu(tmp_path, monkeypatch, choice, native, bf16):
+    """precision: auto turns bf16 autocast on exactly where the CPU runs it natively; an explicit choice wins;
+    unset leaves the bf16 field as given. The returned line (the recipes print it) says what and why."""
+    from hf_limber.training.limber_recipe import LimberTrainingArguments
+
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: native)
+    for kind in (ContrastiveTrainingArguments, LimberTrainingArguments):
+        args = kind(output_dir=str(tmp_path), use_cpu=True, precision=choice)
+        said = precision.choose_precision(args)
+        assert args.bf16 == bf16
+        assert said.startswith("bf16 autocast" if bf16 else "fp32") and ("natively" if native else "emulates") in said
+    with pytest.raises(ValueError, match="precision: 'fp16' is not one of"):
+        precision.choose_precision(ContrastiveTrainingArguments(output_dir=str(tmp_path), use_cpu=True, precision="fp16"))
+
+
 def test_scale_augmentation_shrinks_and_places_pictures_reproducibly():
     from PIL import Image
 

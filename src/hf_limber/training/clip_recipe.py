@@ -26,6 +26,7 @@ from .clip_lora import CLIP_ADAPTER_FOLDER, add_clip_lora, hold_batch_norm_stati
 from .collators import ImageTextCollator
 from .contrastive_trainer import ContrastiveTrainer, ContrastiveTrainingArguments
 from .output_dir import resume_point
+from .precision import choose_precision
 
 
 @dataclass
@@ -113,6 +114,7 @@ def _tokenizer(args: ClipRecipeArguments, captions: list[str], context_length: i
 
 def train_clip(args: ClipRecipeArguments, training_args: ContrastiveTrainingArguments) -> ContrastiveTrainer:
     resume = resume_point(training_args.output_dir, training_args.resume_from_checkpoint, args.overwrite_output_dir)
+    print(f"Precision: {choose_precision(training_args)}")
     if args.lora_rank:
         _check_lora_base(args)
     if args.eval_split is None:

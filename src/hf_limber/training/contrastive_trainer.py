@@ -36,14 +36,14 @@ from torch.distributed.fsdp import FSDPModule
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from .loss import DEFAULT_MODE, MODES, ContrastiveLoss
-from .precision import SlowBf16Warning
+from .precision import PrecisionArguments, SlowBf16Warning
 
 # The public recipes' Adam settings by image tower (CLIP paper; open_clip's defaults).
 TOWER_ADAM = {"resnet": (0.9, 0.999, 1e-8), "vit": (0.9, 0.98, 1e-6)}
 
 
 @dataclass
-class ContrastiveTrainingArguments(TrainingArguments):
+class ContrastiveTrainingArguments(PrecisionArguments, TrainingArguments):
     loss_mode: str = field(default=DEFAULT_MODE, metadata={"help": f"one of {MODES}: all exact, they differ in memory"})
     loss_block_size: int = field(default=1024, metadata={"help": "columns per block in chunked mode"})
     contrastive_accumulation_steps: int = field(

@@ -18,7 +18,7 @@ from ..limber.remote_code import check_location
 from .caption_collator import CaptionCollator
 from .limber_init import ridge_init_
 from .output_dir import resume_point
-from .precision import SlowBf16Warning
+from .precision import PrecisionArguments, SlowBf16Warning, choose_precision
 
 FEATURE_COLUMN = "image_features"
 
@@ -67,7 +67,7 @@ class LimberArguments:
 
 
 @dataclass
-class LimberTrainingArguments(TrainingArguments):
+class LimberTrainingArguments(PrecisionArguments, TrainingArguments):
     """TrainingArguments with the LiMBeR paper's settings as defaults (bf16 is set by the recipes:
     on a machine without a GPU transformers wants `use_cpu: true` beside it)."""
 
@@ -180,6 +180,7 @@ def train_limber(args: LimberArguments, training_args: LimberTrainingArguments) 
         raise ValueError("train_image_encoder trains the encoder, so its features change every step: train from the "
                          "images (leave cached_features out).")
     resume = resume_point(training_args.output_dir, training_args.resume_from_checkpoint, args.overwrite_output_dir)
+    print(f"Precision: {choose_precision(training_args)}")
     set_seed(training_args.seed)  # the projection's initialisation is part of the run
     model, processor = build_model(args)
     train, evaluation, image_column, caption_column = _training_data(args)

@@ -1,4 +1,5 @@
-"""A warning for the one precision setting that silently makes CPU training many times slower.
+"""Precision that follows the hardware (`precision: auto`), and a warning for the one setting that
+silently makes CPU training many times slower.
 
 bf16 autocast pays off only where bfloat16 matmuls run natively (a GPU, or a CPU with AVX512-BF16 or
 AMX). Elsewhere torch falls back to a generic kernel: on the AVX2 machine of bench/RESULTS.md a
@@ -9,6 +10,7 @@ the CPU notes of torch's AMP docs describe the same fallback).
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -21,6 +23,37 @@ def cpu_has_native_bf16() -> bool:
     """Whether this CPU runs bfloat16 matmuls natively (the check torch itself uses to pick oneDNN)."""
     is_supported = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
     return bool(is_supported and is_supported())
+
+
+PRECISIONS = ("auto", "bf16", "fp32")
+
+
+@dataclass
+class PrecisionArguments:
+    """A training-arguments mixin: ``precision`` chooses bf16 autocast or fp32 for the recipes."""
+
+    precision: str | None = field(default=None, metadata={
+        "help": "auto: bf16 autocast where the device runs bfloat16 natively (a GPU, a CPU with AVX512-BF16 or "
+        "AMX), else fp32; bf16; fp32; unset: the bf16 field as given"})
+
+
+def choose_precision(args: Any) -> str:
+    """Set ``args.bf16`` from ``args.precision`` (see PrecisionArguments); returns what runs and why,
+    which the recipes log."""
+    choice = getattr(args, "precision", None)
+    if choice is not None and choice not in PRECISIONS:
+        raise ValueError(f"precision: {choice!r} is not one of {PRECISIONS} (or leave it unset to use bf16 as given).")
+    on_cpu = args.use_cpu or not torch.cuda.is_available()
+    native = torch.cuda.is_bf16_supported() if not on_cpu else cpu_has_native_bf16()
+    if choice == "auto":
+        args.bf16 = native
+    elif choice is not None:
+        args.bf16 = choice == "bf16"
+    device = "CPU" if on_cpu else "GPU"
+    if on_cpu:
+        device += f" ({torch.backends.cpu.get_cpu_capability()})"
+    where = "runs bfloat16 natively" if native else "emulates bfloat16"
+    return f"{'bf16 autocast' if args.bf16 else 'fp32'} (precision: {choice or 'as given'}; this {device} {where})"
 
 
 def slow_bf16_message(args: TrainingArguments) -> str | None:
