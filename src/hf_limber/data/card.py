@@ -233,7 +233,7 @@ def write_scenes_card(out: Path, dataset: DatasetDict, plan: BuildPlan, report: 
     chosen = write_example_grids(out, dataset, 8, list(plan.report.found))
     total = sum(split.num_rows for split in dataset.values())
     params = report["parameters"]
-    share = params.get("patch_probability", 0.4)
+    share = params["patch_probability"]  # written by build_emoji_scenes, just before this card
     squares = f"{share:.0%} of them on a coloured square" if share else "none on a coloured square"
     samples = []
     for style, (split, indices) in chosen.items():
