@@ -49,6 +49,15 @@ def text_ids(batch: int, length: int, vocab: int) -> torch.Tensor:
     return ids
 
 
+def text_ids_of_lengths(lengths: list[int], width: int, vocab: int) -> torch.Tensor:
+    """Like text_ids, with each row's end-of-text at the given length (start and end tokens included)."""
+    ids = torch.randint(1, vocab - 2, (len(lengths), width), generator=torch.Generator().manual_seed(1))
+    ids[:, 0] = vocab - 2
+    for row, length in enumerate(lengths):
+        ids[row, length - 1], ids[row, length:] = vocab - 1, 0
+    return ids
+
+
 def clip_inputs(config: ClipConfig, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
     size = config.vision_config.image_size
     pixels = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(0))

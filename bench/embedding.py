@@ -14,12 +14,27 @@ from hf_limber.clip.processing_clip import clip_image_processor
 from hf_limber.clip.tokenization import clip_tokenizer_from_bpe, default_bpe_path
 from hf_limber.evaluation.zero_shot import ZeroShotClassifier
 
-from .clip_models import clip_inputs, open_clip_model, ours, transformers_peer
+from .clip_models import clip_inputs, open_clip_model, ours, text_ids_of_lengths, transformers_peer
 from .report import comparison_table
 from .timing import Case, compare, count_flops
 
 TEMPLATE = "This is a photo of {}."  # the transformers pipeline's default hypothesis template
 LABELS = ["cat", "dog", "car", "tree", "house", "bird", "boat", "flower", "face", "pizza"]
+
+
+# Captions as users embed them (issue 20): hf_limber's processor and transformers' pad a batch to its
+# longest caption, open_clip's tokenizer always to 77 tokens. Emoji captions are short; LAION's alt texts
+# average ~12 tokens with a long tail (a log-normal of median 10 here, mean ~12, cut to 77).
+EMOJI_CAPTIONS = ["an emoji of a red apple.", "grinning face with big eyes", "a bicycle.", "a drawing of a penguin.",
+                  "two hearts", "an emoji of a fire engine.", "a slice of pizza", "face with tears of joy"]
+
+
+def caption_lengths(profile: str, batch: int) -> list[int]:
+    if profile == "emoji captions":
+        tokenizer = clip_tokenizer_from_bpe(default_bpe_path())
+        return [len(tokenizer(EMOJI_CAPTIONS[row % len(EMOJI_CAPTIONS)])["input_ids"]) for row in range(batch)]
+    generator = np.random.default_rng(0)
+    return [int(min(77, max(4, round(length)))) for length in generator.lognormal(np.log(10), 0.6, batch)]
 
 
 def inference(run: Callable[[], object]) -> Callable[[], None]:
@@ -57,6 +72,20 @@ def embedding_section(preset: str, batch: int, repeats: int, peak: float) -> str
         length = f" of {ids.shape[1]} tokens" if kind == "texts" else ""
         sections += [f"### {preset}, {batch} {kind}{length} per call, fp32, inference mode", "",
                      comparison_table(cases, "ours", peak, unit=f"{kind}/s"), ""]
+    for profile in ("emoji captions", "LAION-like lengths"):
+        lengths = caption_lengths(profile, batch)
+        padded = text_ids_of_lengths(lengths, ids.shape[1], config.text_config.vocab_size)
+        trimmed = padded[:, : max(lengths)]  # what a processor padding to the longest caption gives
+        print(f"[embedding] {preset} texts, {profile}", flush=True)
+        cases = [Case("ours", inference(lambda: mine.get_text_features(trimmed)), items=batch),
+                 Case("transformers", inference(lambda: theirs.get_text_features(input_ids=trimmed)), items=batch),
+                 Case("open_clip", inference(lambda: open_model.encode_text(padded)), items=batch)]
+        for case in cases:
+            case.run()
+        compare(cases, repeats, warmup=0)
+        sections += [f"### {preset}, {batch} texts per call, {profile} (mean {np.mean(lengths):.1f} tokens, longest "
+                     f"{max(lengths)}; open_clip pads to {padded.shape[1]}), fp32, inference mode", "",
+                     comparison_table(cases, "ours", None, unit="texts/s"), ""]
     return "\n".join(sections)
 
 

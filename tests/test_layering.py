@@ -54,6 +54,7 @@ OPTIONAL = {
     "timm": "optional: only timm encoders need it",
     "gguf": "optional extra 'assets'",
     "peft": "optional extra 'peft' (LoRA on the LM)",
+    "faiss": "optional extra 'retrieval' (faiss indexes for large galleries)",
     "importlib": "package metadata, read only when a data card is written",
     "datasets": "start-up time: datasets takes seconds to import; the CLI and the data package load it on use",
     "transformers": "start-up time: the CLI's command modules load transformers only when a command runs",

@@ -5,6 +5,7 @@ by one give bit-identical losses, metrics and weights (the runner adds nothing t
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +123,9 @@ def test_every_stage_runs_and_leaves_models_cards_and_a_report(toy_run):
     for split in ("validation", "test_openmoji", "test_novel_concepts"):
         assert f"### {split}:" in report and (out / "limber" / f"eval-{split}" / "examples.png").is_file()
     assert "](limber/eval-validation/examples.png)" in report
+    for model in ("clip", "limber"):  # the cards say what the training computed in, and why
+        assert re.search(r"- Precision: (fp32|bf16 autocast) \(precision: auto; this CPU \(\w+\)",
+                         (out / model / "README.md").read_text())
     assert f"Artwork styles: {', '.join(sorted(STYLES))}." in report and "WARNING" not in report
     assert "HF_LIMBER_CLIP=" in logs[-1] and "spaces/demo/app.py" in logs[-1]
 
@@ -135,7 +139,8 @@ def test_the_same_commands_typed_one_by_one_give_bit_identical_losses_and_metric
     measured = outcome(by_hand)
     assert {"clip/trainer_state.json", "limber/trainer_state.json", "clip/eval-test_openmoji/report.json",
             "limber/eval-validation/report.json", "limber/model.safetensors"} <= set(measured)
-    assert len(measured["limber/trainer_state.json"]) == 4  # a loss per step, then the summary
+    # The precision it ran in (model cards show it), a loss per step, then the summary.
+    assert len(measured["limber/trainer_state.json"]) == 5 and "precision" in measured["limber/trainer_state.json"][0]
     assert measured == by_runner
 
 

@@ -27,7 +27,7 @@ from transformers import TextIteratorStreamer
 import hf_limber  # noqa: F401  (registers the Auto classes the CLIP folders name)
 from hf_limber import LimberForCausalLM, LimberProcessor
 from hf_limber.images import open_image, to_rgb
-from hf_limber.evaluation import ZeroShotClassifier, embed_images, embed_texts, top_matches
+from hf_limber.evaluation import EmbeddingGallery, ZeroShotClassifier, embed_images, embed_texts
 from hf_limber.evaluation.questions import answer_questions
 from hf_limber.limber.processing_limber import ImageSlotMismatch, lm_context_length
 
@@ -146,11 +146,11 @@ class Gallery:
 
 @dataclass(frozen=True)
 class GalleryIndex:
-    """The gallery with its CLIP embeddings, computed once."""
+    """The gallery with its CLIP embeddings, computed once and searchable (faiss for large galleries)."""
 
     gallery: Gallery
-    image_embeds: torch.Tensor
-    caption_embeds: torch.Tensor
+    images: EmbeddingGallery
+    captions: EmbeddingGallery
 
 
 def trust_remote_code() -> bool:
@@ -214,8 +214,8 @@ class Services:
         clip, gallery = self.clip.get(), load_gallery(location)
         return GalleryIndex(
             gallery,
-            embed_images(clip.model, clip.processor, gallery.images, progress="gallery images"),
-            embed_texts(clip.model, clip.processor, gallery.captions, progress="gallery captions"),
+            EmbeddingGallery(embed_images(clip.model, clip.processor, gallery.images, progress="gallery images")),
+            EmbeddingGallery(embed_texts(clip.model, clip.processor, gallery.captions, progress="gallery captions")),
         )
 
     def classify(self, image: Image.Image, labels: Sequence[str], templates: str = "simple",
@@ -288,13 +288,13 @@ class Services:
             raise BadInput("No search text given: describe what to look for, such as 'a red apple'.")
         clip, index = self.clip.get(), self.index.get()
         query_embeds = embed_texts(clip.model, clip.processor, [query.strip()])
-        _, indices = top_matches(query_embeds, index.image_embeds, k)
+        _, indices = index.images.search(query_embeds, k)
         return [(index.gallery.images[i], index.gallery.captions[i]) for i in indices[0].tolist()]
 
     def captions_for_image(self, image: Image.Image, k: int = 8) -> list[tuple[str, float]]:
         """The gallery's `k` captions nearest to an image, with their cosine similarities."""
         clip, index = self.clip.get(), self.index.get()
-        scores, indices = top_matches(embed_images(clip.model, clip.processor, [image]), index.caption_embeds, k)
+        scores, indices = index.captions.search(embed_images(clip.model, clip.processor, [image]), k)
         return [(index.gallery.captions[i], round(s, 4)) for i, s in zip(indices[0].tolist(), scores[0].tolist())]
 
 

@@ -23,6 +23,7 @@ from transformers import AutoConfig
 
 from ..citations import CITATIONS
 from ..data.sources import candidate_sources
+from ..training.precision import logged_precision
 
 KINDS = {"limber_clip": "clip", "limber": "limber"}  # config.json model_type -> kind
 # The pipelines that load each kind: LiMBeR registers under AutoModelForImageTextToText, as Llava does.
@@ -323,4 +324,8 @@ def write_card_from_report(args: Any, kind: str, results: Sequence[Mapping[str, 
         training["recipe"] = str(args.recipe)
     if args.train_minutes is not None:
         training["train_time"] = 60 * args.train_minutes
+    state = folder / "trainer_state.json"
+    precision = logged_precision(json.loads(state.read_text())) if state.is_file() else None
+    if precision:
+        training["precision"] = precision
     return write_model_card(folder, kind=kind, results=results, plots=plots, training=training)

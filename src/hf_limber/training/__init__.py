@@ -5,7 +5,7 @@ from .caption_collator import CaptionCollator
 from .collators import ImageTextCollator
 from .contrastive_trainer import ContrastiveTrainer, ContrastiveTrainingArguments
 from .loss import ContrastiveLoss
-from .precision import SlowBf16Warning
+from .precision import PrecisionCallback
 
 __all__ = ["CaptionCollator", "ContrastiveLoss", "ContrastiveTrainer", "ContrastiveTrainingArguments",
-           "ImageTextCollator", "SlowBf16Warning"]
+           "ImageTextCollator", "PrecisionCallback"]

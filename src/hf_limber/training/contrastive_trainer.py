@@ -36,7 +36,7 @@ from torch.distributed.fsdp import FSDPModule
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from .loss import DEFAULT_MODE, MODES, ContrastiveLoss
-from .precision import PrecisionArguments, SlowBf16Warning
+from .precision import PrecisionArguments, PrecisionCallback
 
 # The public recipes' Adam settings by image tower (CLIP paper; open_clip's defaults).
 TOWER_ADAM = {"resnet": (0.9, 0.999, 1e-8), "vit": (0.9, 0.98, 1e-6)}
@@ -102,7 +102,7 @@ class ContrastiveTrainer(Trainer):
         self.loss_is_scaled_for_ga = False
         self._scalar_parameters = self._prepare_for_fsdp(model)
         self.add_callback(ClampLogitScale())
-        self.add_callback(SlowBf16Warning())
+        self.add_callback(PrecisionCallback())
         self._running: dict[str, list[float]] = defaultdict(list)
 
     def _prepare_for_fsdp(self, model: nn.Module) -> set[str]:

@@ -14,7 +14,7 @@ from ..clip.configuration_clip import ClipVisionConfig
 from ..clip.modeling_clip import ClipVisionForImageClassification
 from ..clip.processing_clip import clip_image_processor
 from ..images import prepare_image
-from .precision import SlowBf16Warning
+from .precision import PrecisionCallback
 
 
 @dataclass
@@ -48,7 +48,7 @@ def train_label_tower(dataset: Any, vision_config: ClipVisionConfig, label_colum
     trainer = Trainer(
         model=model, args=training_args, train_dataset=dataset,
         data_collator=LabelCollator(image_processor, vision.label2id, image_column, label_column),
-        callbacks=[SlowBf16Warning()],
+        callbacks=[PrecisionCallback()],
     )
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     out = Path(training_args.output_dir)

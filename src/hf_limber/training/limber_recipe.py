@@ -18,7 +18,7 @@ from ..limber.remote_code import check_location
 from .caption_collator import CaptionCollator
 from .limber_init import ridge_init_
 from .output_dir import resume_point
-from .precision import PrecisionArguments, SlowBf16Warning, choose_precision
+from .precision import PrecisionArguments, PrecisionCallback, choose_precision
 
 FEATURE_COLUMN = "image_features"
 
@@ -193,7 +193,7 @@ def train_limber(args: LimberArguments, training_args: LimberTrainingArguments) 
     collator = CaptionCollator(processor, image_column=image_column, caption_column=caption_column,
                                seed=training_args.seed)
     trainer = Trainer(model=model, args=training_args, data_collator=collator, train_dataset=train,
-                      eval_dataset=evaluation, callbacks=[SlowBf16Warning()])
+                      eval_dataset=evaluation, callbacks=[PrecisionCallback()])
     trainer.train(resume_from_checkpoint=resume)
     trainer.save_state()  # trainer_state.json: the loss history reports read
     out = Path(training_args.output_dir)

@@ -43,16 +43,26 @@ def choose_precision(args: Any) -> str:
     choice = getattr(args, "precision", None)
     if choice is not None and choice not in PRECISIONS:
         raise ValueError(f"precision: {choice!r} is not one of {PRECISIONS} (or leave it unset to use bf16 as given).")
-    on_cpu = args.use_cpu or not torch.cuda.is_available()
-    native = torch.cuda.is_bf16_supported() if not on_cpu else cpu_has_native_bf16()
     if choice == "auto":
-        args.bf16 = native
+        args.bf16 = _native_bf16(args)
     elif choice is not None:
         args.bf16 = choice == "bf16"
-    device = "CPU" if on_cpu else "GPU"
-    if on_cpu:
-        device += f" ({torch.backends.cpu.get_cpu_capability()})"
-    where = "runs bfloat16 natively" if native else "emulates bfloat16"
+    return describe_precision(args)
+
+
+def _on_cpu(args: Any) -> bool:
+    return args.use_cpu or not torch.cuda.is_available()
+
+
+def _native_bf16(args: Any) -> bool:
+    return cpu_has_native_bf16() if _on_cpu(args) else torch.cuda.is_bf16_supported()
+
+
+def describe_precision(args: Any) -> str:
+    """What a run with these training arguments computes in, and why (the line model cards show)."""
+    device = f"CPU ({torch.backends.cpu.get_cpu_capability()})" if _on_cpu(args) else "GPU"
+    where = "runs bfloat16 natively" if _native_bf16(args) else "emulates bfloat16"
+    choice = getattr(args, "precision", None)
     return f"{'bf16 autocast' if args.bf16 else 'fp32'} (precision: {choice or 'as given'}; this {device} {where})"
 
 
@@ -68,10 +78,18 @@ def slow_bf16_message(args: TrainingArguments) -> str | None:
     )
 
 
-class SlowBf16Warning(TrainerCallback):
-    """Warns once, when training starts, that bf16 will run on a CPU that emulates it."""
+class PrecisionCallback(TrainerCallback):
+    """When training starts: warns once if bf16 will run on a CPU that emulates it, and writes the
+    precision into the training log (`trainer_state.json`'s log_history), where model cards read it."""
 
     def on_train_begin(self, args: TrainingArguments, state: Any, control: Any, **kwargs: Any) -> None:
         message = slow_bf16_message(args)
         if message:
             logger.warning(message)
+        state.log_history.append({"precision": describe_precision(args), "step": state.global_step})
+
+
+def logged_precision(trainer_state: dict[str, Any]) -> str | None:
+    """The precision a training run logged (the last, for a run resumed on another machine)."""
+    entries = [entry["precision"] for entry in trainer_state.get("log_history", []) if "precision" in entry]
+    return entries[-1] if entries else None
