@@ -44,7 +44,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000, 1_000_000])
     parser.add_argument("--queries", type=int, default=50)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--nprobe", type=int, nargs="+", default=[8, 32])
+    parser.add_argument("--nprobe", type=int, nargs="+", default=[32, 128])
     parser.add_argument("--out", type=Path, help="write the markdown table here as well as printing it")
     args = parser.parse_args()
     os.environ["OMP_NUM_THREADS"] = str(args.threads)

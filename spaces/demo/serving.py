@@ -28,6 +28,7 @@ import hf_limber  # noqa: F401  (registers the Auto classes the CLIP folders nam
 from hf_limber import LimberForCausalLM, LimberProcessor
 from hf_limber.images import open_image, to_rgb
 from hf_limber.evaluation import EmbeddingGallery, ZeroShotClassifier, embed_images, embed_texts
+from hf_limber.evaluation.limber_report import LimberEvalSettings, sentence_end_ids
 from hf_limber.evaluation.questions import answer_questions
 from hf_limber.limber.processing_limber import ImageSlotMismatch, lm_context_length
 
@@ -273,7 +274,12 @@ class Services:
         with image_slots_checked():
             batch = limber.processor(images=[image], max_new_tokens=int(max_new_tokens),
                                      context_length=lm_context_length(limber.model.config))
-        return limber, batch, {**options, "max_new_tokens": int(max_new_tokens)}
+        # The evaluation's generation defaults (issue 16): without the repetition penalty the quickstart's model
+        # loops ("a pair of a pair of ..."), and a caption is one sentence.
+        tokenizer = limber.processor.tokenizer
+        return limber, batch, {**options, "max_new_tokens": int(max_new_tokens),
+                               "repetition_penalty": LimberEvalSettings.repetition_penalty,
+                               "eos_token_id": [*sentence_end_ids(tokenizer), tokenizer.eos_token_id]}
 
     def answer(self, image: Image.Image, question: str) -> str:
         if not question.strip():
