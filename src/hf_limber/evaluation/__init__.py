@@ -16,9 +16,10 @@ from .wordnet import load_wordnet, prepare_wordnet
 from .zero_shot import ZeroShotClassifier, ZeroShotResult, class_weights, zero_shot_accuracy
 
 __all__ = [
-    "EMOJI", "IMAGENET", "SIMPLE", "TEMPLATE_SETS", "ChairResult", "CiderResult", "ClipScoreResult", "EmbeddingGallery",
-    "LexicalResult", "LinearProbeResult", "VqaResult", "ZeroShotClassifier", "ZeroShotResult", "answer_accuracy", "caption_concepts",
-    "chair", "cider_d", "class_weights", "clip_score", "embed_images", "embed_texts", "few_shot_indices", "lexical_concepts",
-    "linear_probe", "load_wordnet", "normalize_answer", "prepare_wordnet", "ref_clip_score", "retrieval_recall",
-    "scene_synonyms", "template_set", "tokenize_caption", "top_matches", "truncate_answer", "vqa_accuracy", "zero_shot_accuracy",
+    "EMOJI", "IMAGENET", "SIMPLE", "TEMPLATE_SETS", "ChairResult", "CiderResult", "ClipScoreResult",
+    "EmbeddingGallery", "LexicalResult", "LinearProbeResult", "VqaResult", "ZeroShotClassifier", "ZeroShotResult",
+    "answer_accuracy", "caption_concepts", "chair", "cider_d", "class_weights", "clip_score", "embed_images",
+    "embed_texts", "few_shot_indices", "lexical_concepts", "linear_probe", "load_wordnet", "normalize_answer",
+    "prepare_wordnet", "ref_clip_score", "retrieval_recall", "scene_synonyms", "template_set", "tokenize_caption",
+    "top_matches", "truncate_answer", "vqa_accuracy", "zero_shot_accuracy",
 ]
